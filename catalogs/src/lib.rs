@@ -1,0 +1,24 @@
+//! bund-catalogs owns Bund's typed catalog files: `catalog.toml` (bureaus, their file
+//! sources, topic libraries and dataset metadata), `security.toml` (principals and their
+//! credentials) and `server.toml` (limits). Files are read into `Raw*` serde structs with
+//! unknown keys refused, then converted once into validated types; every error names the
+//! file, the entry and the field, and all of them are reported together.
+//!
+//! It may import bund-udfs, DataFusion and object_store; it knows nothing about the network.
+
+mod catalog;
+mod error;
+mod raw;
+mod security;
+mod server;
+mod source;
+mod types;
+
+pub use catalog::{
+    BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OpenLevel, TOPIC_SCHEMA,
+    session_config,
+};
+pub use error::{ConfigError, ConfigErrors, Error, Result};
+pub use security::{AttrValue, Principal, SecurityCatalog, hash_password};
+pub use server::ServerSettings;
+pub use types::parse_type;

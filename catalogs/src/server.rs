@@ -1,0 +1,102 @@
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::ConfigErrors;
+use crate::raw::RawServerFile;
+
+/// Limits and lifetimes of the server, from the optional `server.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Queries executing at once; more wait in a queue.
+    pub max_concurrent_queries: usize,
+    /// How long a query waits for a slot before it is refused with ResourceExhausted.
+    pub queue_timeout: Duration,
+    /// Longest a query may run (planning and streaming) before it is cancelled.
+    pub query_timeout: Duration,
+    /// Lifetime of the bearer token returned by the handshake.
+    pub session_ttl: Duration,
+    /// Lifetime of a statement ticket returned by GetFlightInfo.
+    pub ticket_ttl: Duration,
+    /// Lifetime of a prepared-statement handle.
+    pub prepared_ttl: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_queries: 16,
+            queue_timeout: Duration::from_secs(30),
+            query_timeout: Duration::from_secs(600),
+            session_ttl: Duration::from_secs(8 * 3600),
+            ticket_ttl: Duration::from_secs(600),
+            prepared_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+impl ServerSettings {
+    pub(crate) fn load(path: &Path, errors: &mut ConfigErrors) -> Self {
+        let mut settings = Self::default();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return settings,
+            Err(e) => {
+                errors.push(path, "", "", format!("cannot read: {e}"));
+                return settings;
+            }
+        };
+        let raw: RawServerFile = match toml::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(path, "", "", e.to_string());
+                return settings;
+            }
+        };
+        let secs = |v: Option<u64>, field: &str, errors: &mut ConfigErrors, d: Duration| match v {
+            Some(0) => {
+                errors.push(path, "", field, "must be at least 1 second");
+                d
+            }
+            Some(s) => Duration::from_secs(s),
+            None => d,
+        };
+        if let Some(n) = raw.max_concurrent_queries {
+            if n == 0 {
+                errors.push(path, "", "max_concurrent_queries", "must be at least 1");
+            } else {
+                settings.max_concurrent_queries = n;
+            }
+        }
+        settings.queue_timeout = secs(
+            raw.queue_timeout_secs,
+            "queue_timeout_secs",
+            errors,
+            settings.queue_timeout,
+        );
+        settings.query_timeout = secs(
+            raw.query_timeout_secs,
+            "query_timeout_secs",
+            errors,
+            settings.query_timeout,
+        );
+        settings.session_ttl = secs(
+            raw.session_ttl_secs,
+            "session_ttl_secs",
+            errors,
+            settings.session_ttl,
+        );
+        settings.ticket_ttl = secs(
+            raw.ticket_ttl_secs,
+            "ticket_ttl_secs",
+            errors,
+            settings.ticket_ttl,
+        );
+        settings.prepared_ttl = secs(
+            raw.prepared_ttl_secs,
+            "prepared_ttl_secs",
+            errors,
+            settings.prepared_ttl,
+        );
+        settings
+    }
+}

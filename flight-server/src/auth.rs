@@ -1,0 +1,251 @@
+//! Session tokens, statement tickets and prepared-statement handles: self-contained, signed
+//! with HMAC-SHA256 under the server's key, bound to one principal and an expiry, so any
+//! replica that shares the key can serve them and nobody else can use or alter them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+const MAC_LEN: usize = 32;
+const BINARY_PREFIX: &[u8] = b"BND1";
+
+/// What a signed blob is for; a blob of one kind is refused where another is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    Session,
+    Ticket,
+    Prepared,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    pub(crate) kind: Kind,
+    /// The principal id.
+    pub(crate) sub: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub(crate) exp: u64,
+    /// The statement, for tickets and prepared handles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sql: Option<String>,
+    /// Bound parameters as an Arrow IPC stream (base64), for tickets and prepared handles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) params: Option<String>,
+    /// A query id, so that a ticket can be cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) qid: Option<String>,
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Claims {
+    pub(crate) fn new(kind: Kind, sub: &str, ttl: Duration) -> Self {
+        Self {
+            kind,
+            sub: sub.to_string(),
+            exp: now_secs() + ttl.as_secs(),
+            sql: None,
+            params: None,
+            qid: None,
+        }
+    }
+}
+
+/// Signs and verifies blobs under one key.
+pub(crate) struct Signer {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
+/// Base64 that accepts input with or without padding (the ADBC driver omits it).
+pub(crate) const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+impl Signer {
+    pub(crate) fn new(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    /// The key from `BUND_SIGNING_KEY` (base64 or text, at least 32 bytes), or a random one.
+    /// Replicas that should honour each other's tickets must share the variable.
+    pub(crate) fn from_env() -> Self {
+        match std::env::var("BUND_SIGNING_KEY") {
+            Ok(v) if v.len() >= 32 => {
+                let key = general_purpose::STANDARD
+                    .decode(v.trim())
+                    .unwrap_or_else(|_| v.into_bytes());
+                Self::new(key)
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "BUND_SIGNING_KEY is shorter than 32 characters; using a random key instead"
+                );
+                Self::new(rand::random::<[u8; 32]>().to_vec())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "BUND_SIGNING_KEY is not set: tokens and tickets are signed with a random key and are valid on this process only"
+                );
+                Self::new(rand::random::<[u8; 32]>().to_vec())
+            }
+        }
+    }
+
+    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length.
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(payload);
+        mac
+    }
+
+    fn payload(claims: &Claims) -> Vec<u8> {
+        serde_json::to_vec(claims).unwrap_or_default()
+    }
+
+    /// A binary blob for tickets and prepared-statement handles.
+    pub(crate) fn sign_binary(&self, claims: &Claims) -> Vec<u8> {
+        let payload = Self::payload(claims);
+        let tag = self.mac(&payload).finalize().into_bytes();
+        let mut out = Vec::with_capacity(BINARY_PREFIX.len() + payload.len() + MAC_LEN);
+        out.extend_from_slice(BINARY_PREFIX);
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    /// A header-safe text token for sessions.
+    pub(crate) fn sign_text(&self, claims: &Claims) -> String {
+        let payload = Self::payload(claims);
+        let tag = self.mac(&payload).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    fn verify_payload(&self, payload: &[u8], tag: &[u8], kind: Kind) -> Option<Claims> {
+        self.mac(payload).verify_slice(tag).ok()?;
+        let claims: Claims = serde_json::from_slice(payload).ok()?;
+        (claims.kind == kind && claims.exp > now_secs()).then_some(claims)
+    }
+
+    pub(crate) fn verify_binary(&self, blob: &[u8], kind: Kind) -> Option<Claims> {
+        let rest = blob.strip_prefix(BINARY_PREFIX)?;
+        let split = rest.len().checked_sub(MAC_LEN)?;
+        let (payload, tag) = rest.split_at(split);
+        self.verify_payload(payload, tag, kind)
+    }
+
+    pub(crate) fn verify_text(&self, token: &str, kind: Kind) -> Option<Claims> {
+        let (payload, tag) = token.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.verify_payload(&payload, &tag, kind)
+    }
+
+    /// Verifies a ticket or handle and that it belongs to `principal`.
+    pub(crate) fn open(&self, blob: &[u8], kind: Kind, principal: &str) -> Result<Claims> {
+        let what = match kind {
+            Kind::Session => "session token",
+            Kind::Ticket => "ticket",
+            Kind::Prepared => "prepared statement handle",
+        };
+        match self.verify_binary(blob, kind) {
+            Some(c) if c.sub == principal => Ok(c),
+            _ => Err(Error::BadHandle {
+                what,
+                hint: "run the statement again to get a new one",
+            }),
+        }
+    }
+}
+
+/// Splits `user:password` from an HTTP Basic credential (base64, padded or not).
+pub(crate) fn parse_basic(encoded: &str) -> Option<(String, String)> {
+    let bytes = LENIENT_BASE64.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        Signer::new(b"0123456789abcdef0123456789abcdef".to_vec())
+    }
+
+    #[test]
+    fn ticket_round_trips_for_its_principal_only() {
+        let s = signer();
+        let mut c = Claims::new(Kind::Ticket, "alice", Duration::from_secs(60));
+        c.sql = Some("SELECT 1".into());
+        let blob = s.sign_binary(&c);
+        assert_eq!(s.open(&blob, Kind::Ticket, "alice").unwrap(), c);
+        assert!(s.open(&blob, Kind::Ticket, "bob").is_err());
+        assert!(s.open(&blob, Kind::Prepared, "alice").is_err());
+    }
+
+    #[test]
+    fn any_altered_byte_is_refused() {
+        let s = signer();
+        let blob = s.sign_binary(&Claims::new(Kind::Ticket, "alice", Duration::from_secs(60)));
+        for i in 0..blob.len() {
+            let mut altered = blob.clone();
+            altered[i] ^= 0x01;
+            assert!(
+                s.verify_binary(&altered, Kind::Ticket).is_none(),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn expired_and_foreign_key_tokens_are_refused() {
+        let s = signer();
+        let mut c = Claims::new(Kind::Session, "alice", Duration::from_secs(60));
+        c.exp = now_secs() - 1;
+        assert!(s.verify_text(&s.sign_text(&c), Kind::Session).is_none());
+        let other = Signer::new(b"another key another key another k".to_vec());
+        let token = other.sign_text(&Claims::new(
+            Kind::Session,
+            "alice",
+            Duration::from_secs(60),
+        ));
+        assert!(s.verify_text(&token, Kind::Session).is_none());
+    }
+
+    #[test]
+    fn basic_credentials_decode_with_and_without_padding() {
+        assert_eq!(
+            parse_basic("YWRtaW46YWRtaW4tZGVtbw=="),
+            Some(("admin".into(), "admin-demo".into()))
+        );
+        assert_eq!(
+            parse_basic("YWRtaW46YWRtaW4tZGVtbw"),
+            Some(("admin".into(), "admin-demo".into()))
+        );
+        assert_eq!(parse_basic("!!"), None);
+    }
+}

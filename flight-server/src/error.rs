@@ -1,0 +1,155 @@
+//! The server's errors and their one mapping to gRPC status codes.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(
+        "authentication required: log in with Flight Handshake (HTTP Basic) and send the returned bearer token"
+    )]
+    NoCredentials,
+    #[error("unknown user or wrong password")]
+    BadCredentials,
+    #[error("the session token is invalid or expired: log in again")]
+    BadToken,
+    #[error("{what} is invalid, altered, expired or belongs to another user: {hint}")]
+    BadHandle {
+        what: &'static str,
+        hint: &'static str,
+    },
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Planner(#[from] bund_planner::Error),
+    #[error(
+        "server busy: {running} queries are running and none finished within {waited_secs} s; retry later"
+    )]
+    Busy { running: usize, waited_secs: u64 },
+    #[error("query exceeded the server's time limit of {secs} s")]
+    Timeout { secs: u64 },
+    #[error("query cancelled")]
+    Cancelled,
+    #[error("{0} is not supported by Bund")]
+    Unsupported(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How a failure of DataFusion while running a query should reach the client.
+enum Class {
+    /// The user's statement is at fault (division by zero, a failed cast, …).
+    User(String),
+    /// A data source could not be read.
+    Source,
+    /// Memory or other limits.
+    Exhausted,
+    /// Our bug or something unexpected.
+    Internal,
+}
+
+fn classify_arrow(e: &ArrowError) -> Class {
+    match e {
+        ArrowError::DivideByZero => Class::User("division by zero".into()),
+        ArrowError::CastError(m)
+        | ArrowError::ParseError(m)
+        | ArrowError::ArithmeticOverflow(m)
+        | ArrowError::InvalidArgumentError(m)
+        | ArrowError::ComputeError(m) => Class::User(m.clone()),
+        ArrowError::MemoryError(_) => Class::Exhausted,
+        ArrowError::IoError(_, _)
+        | ArrowError::CsvError(_)
+        | ArrowError::JsonError(_)
+        | ArrowError::AvroError(_)
+        | ArrowError::IpcError(_)
+        | ArrowError::ParquetError(_) => Class::Source,
+        ArrowError::NotYetImplemented(_)
+        | ArrowError::ExternalError(_)
+        | ArrowError::SchemaError(_)
+        | ArrowError::CDataInterface(_)
+        | ArrowError::DictionaryKeyOverflowError
+        | ArrowError::RunEndIndexOverflowError
+        | ArrowError::OffsetOverflowError(_) => Class::Internal,
+    }
+}
+
+fn classify(e: &DataFusionError) -> Class {
+    match e {
+        DataFusionError::ArrowError(a, _) => classify_arrow(a),
+        DataFusionError::ParquetError(_)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_) => Class::Source,
+        DataFusionError::SQL(p, _) => Class::User(p.to_string()),
+        DataFusionError::NotImplemented(m)
+        | DataFusionError::Plan(m)
+        | DataFusionError::Execution(m) => Class::User(m.clone()),
+        DataFusionError::SchemaError(s, _) => Class::User(s.to_string()),
+        DataFusionError::ResourcesExhausted(_) => Class::Exhausted,
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify(inner)
+        }
+        DataFusionError::Shared(inner) => classify(inner),
+        DataFusionError::Collection(errs) => errs.first().map_or(Class::Internal, classify),
+        DataFusionError::Internal(_)
+        | DataFusionError::Configuration(_)
+        | DataFusionError::ExecutionJoin(_)
+        | DataFusionError::External(_)
+        | DataFusionError::Substrait(_)
+        | DataFusionError::Ffi(_) => Class::Internal,
+    }
+}
+
+/// The one mapping from Bund's errors to gRPC statuses. Internal details go to the log with
+/// the request id; the client gets the id to quote.
+pub(crate) fn status(e: &Error, request_id: &str) -> Status {
+    use bund_planner::Error as P;
+    match e {
+        Error::NoCredentials | Error::BadCredentials | Error::BadToken => {
+            Status::unauthenticated(e.to_string())
+        }
+        Error::BadHandle { .. } => Status::permission_denied(e.to_string()),
+        Error::BadRequest(_) => Status::invalid_argument(e.to_string()),
+        Error::Planner(p) => match p {
+            P::Syntax { .. } | P::Plan { .. } | P::Parameters { .. } => {
+                Status::invalid_argument(p.to_string())
+            }
+            P::NotFound { .. } => Status::not_found(p.to_string()),
+            P::Refused { .. } => Status::permission_denied(p.to_string()),
+            P::Execution(df) => datafusion_status(df, request_id),
+        },
+        Error::Busy { .. } => Status::resource_exhausted(e.to_string()),
+        Error::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
+        Error::Cancelled => Status::cancelled(e.to_string()),
+        Error::Unsupported(_) => Status::unimplemented(e.to_string()),
+        Error::Internal(detail) => {
+            tracing::error!(request_id, detail, "internal error");
+            Status::internal(format!("internal error (request id {request_id})"))
+        }
+    }
+}
+
+/// Maps a DataFusion failure during execution.
+pub(crate) fn datafusion_status(e: &DataFusionError, request_id: &str) -> Status {
+    match classify(e) {
+        Class::User(m) => Status::invalid_argument(m),
+        Class::Source => {
+            tracing::warn!(request_id, error = %e, "data source failed");
+            Status::unavailable(format!(
+                "a data source could not be read (request id {request_id})"
+            ))
+        }
+        Class::Exhausted => {
+            tracing::warn!(request_id, error = %e, "resources exhausted");
+            Status::resource_exhausted(format!(
+                "the query needs more memory than the server allows (request id {request_id})"
+            ))
+        }
+        Class::Internal => {
+            tracing::error!(request_id, error = %e, "internal error while running a query");
+            Status::internal(format!("internal error (request id {request_id})"))
+        }
+    }
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,270 @@
+//! `bund`: Bund's command line. `serve` runs the Flight SQL server, `check` validates a
+//! configuration directory without serving, `example-data` writes the Shanghai example's
+//! synthetic data, `hash-password` makes a password hash for `security.toml`.
+//!
+//! bund-server is the only crate that knows tonic, HTTP and the command line.
+
+mod auth;
+mod error;
+mod example_data;
+mod metadata;
+mod query;
+mod service;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use bund_catalogs::{Catalog, LoadOptions};
+use bund_planner::Engine;
+use clap::{Parser, Subcommand};
+
+const DEFAULT_CONFIG: &str = "examples/shanghai";
+const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+/// How long open connections may drain after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Messages clients may send (bound parameters, large statements).
+const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Parser)]
+#[command(
+    name = "bund",
+    version,
+    about = "Bund: SQL federation for a city's data platform, served over Arrow Flight SQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the catalog over Arrow Flight SQL.
+    Serve {
+        /// Directory with catalog.toml, security.toml and the optional server.toml.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Address to listen on; port 0 picks a free port (the address is printed).
+        #[arg(long, default_value = DEFAULT_ADDR)]
+        flight_addr: SocketAddr,
+        /// Directory that relative file locations are read from [default: CONFIG/data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Residents to generate when the Shanghai example's data is absent.
+        #[arg(long, default_value_t = 1_000_000)]
+        example_rows: u64,
+    },
+    /// Validate a configuration directory without serving; exits 1 listing every error.
+    Check {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write the Shanghai example's deterministic synthetic data.
+    ExampleData {
+        /// Residents; every other table scales with it.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print an argon2id hash of a password (read from standard input) for security.toml.
+    HashPassword,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BUND_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_options(config: &Path, data_dir: Option<PathBuf>) -> LoadOptions {
+    LoadOptions {
+        config_dir: config.to_path_buf(),
+        data_dir: data_dir.unwrap_or_else(|| config.join("data")),
+    }
+}
+
+async fn load(opts: &LoadOptions) -> anyhow::Result<Catalog, ExitCode> {
+    match Catalog::load(opts).await {
+        Ok(c) => Ok(c),
+        Err(bund_catalogs::Error::Invalid(errors)) => {
+            eprintln!(
+                "bund: {} has {} error(s):",
+                opts.config_dir.display(),
+                errors.len()
+            );
+            for e in &errors.0 {
+                eprintln!("  - {e}");
+            }
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("bund: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// The Shanghai example generates its data on first run; other catalogs never do.
+fn is_shanghai_example(config: &Path) -> bool {
+    config
+        .canonicalize()
+        .is_ok_and(|p| p.ends_with(DEFAULT_CONFIG))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!(
+        "shutting down: no new connections; open ones get {} s to finish",
+        SHUTDOWN_GRACE.as_secs()
+    );
+}
+
+async fn serve(
+    config: PathBuf,
+    addr: SocketAddr,
+    data_dir: Option<PathBuf>,
+    example_rows: u64,
+) -> anyhow::Result<ExitCode> {
+    let opts = load_options(&config, data_dir);
+    if is_shanghai_example(&config) && !opts.data_dir.join(example_data::MANIFEST).exists() {
+        eprintln!(
+            "bund: generating the Shanghai example's data ({example_rows} residents) in {}",
+            opts.data_dir.display()
+        );
+        let out = opts.data_dir.clone();
+        let counts = tokio::task::spawn_blocking(move || {
+            example_data::generate(&example_data::ExampleData {
+                residents: example_rows,
+                out,
+            })
+        })
+        .await
+        .context("example data generator")??;
+        for (table, rows) in counts {
+            eprintln!("bund:   {table}: {rows} rows");
+        }
+    }
+    let catalog = match load(&opts).await {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    tracing::info!(
+        datasets = catalog.datasets.len(),
+        principals = catalog.security.len(),
+        "catalog loaded"
+    );
+    let engine = Arc::new(Engine::new(Arc::new(catalog)));
+    let service = service::BundService::new(engine, auth::Signer::from_env());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("bund: serving Flight SQL on grpc://{local}");
+    std::io::stdout().flush()?;
+    let server = FlightServiceServer::new(service)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(usize::MAX);
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let mut graceful = stopping;
+    let serving = tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                let _ = graceful.wait_for(|s| *s).await;
+            },
+        );
+    tokio::select! {
+        result = serving => result.context("Flight SQL server failed")?,
+        () = async {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(true);
+            // Clients that keep their connections open do not hold the process hostage.
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!("connections still open {} s after the signal; stopping anyway", SHUTDOWN_GRACE.as_secs()),
+    }
+    eprintln!("bund: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::ExampleData { rows, out } => {
+            let counts = example_data::generate(&example_data::ExampleData {
+                residents: rows,
+                out,
+            })?;
+            for (table, n) in counts {
+                println!("{table}: {n} rows");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "type the password on standard input");
+            println!("{}", bund_catalogs::hash_password(password));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, data_dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let opts = load_options(&config, data_dir);
+            Ok(match rt.block_on(load(&opts)) {
+                Ok(c) => {
+                    println!(
+                        "bund: {} is valid: {} bureaus, {} datasets, {} principals",
+                        config.display(),
+                        c.bureaus.len(),
+                        c.datasets.len(),
+                        c.security.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            })
+        }
+        Command::Serve {
+            config,
+            flight_addr,
+            data_dir,
+            example_rows,
+        } => {
+            init_logging();
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(serve(config, flight_addr, data_dir, example_rows))
+        }
+    }
+}

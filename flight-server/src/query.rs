@@ -1,0 +1,256 @@
+//! Running one query: a slot from the concurrency limit, the stream of Flight data it
+//! produces as the plan runs, its time limit, cancellation, and the log line when it ends.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow_flight::FlightData;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use bund_planner::PlannedQuery;
+use datafusion::physical_plan::execute_stream;
+use futures::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::Status;
+
+use crate::error::{Error, Result, datafusion_status};
+
+/// Largest Flight data message: batches are split to stay under it.
+const MAX_FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
+
+pub(crate) type FlightDataStream =
+    Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
+
+/// Running queries by id, so that CancelFlightInfo can reach them.
+#[derive(Debug, Default)]
+pub(crate) struct Running {
+    queries: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Running {
+    fn register(self: &Arc<Self>, qid: &str) -> RunningGuard {
+        let token = CancellationToken::new();
+        if let Ok(mut q) = self.queries.lock() {
+            q.insert(qid.to_string(), token.clone());
+        }
+        RunningGuard {
+            running: Arc::clone(self),
+            qid: qid.to_string(),
+            token,
+        }
+    }
+
+    /// Cancels a running query; false when no query with that id is running here.
+    pub(crate) fn cancel(&self, qid: &str) -> bool {
+        match self.queries.lock().ok().and_then(|q| q.get(qid).cloned()) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct RunningGuard {
+    running: Arc<Running>,
+    qid: String,
+    token: CancellationToken,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.running.queries.lock() {
+            q.remove(&self.qid);
+        }
+    }
+}
+
+/// The concurrency limit: a query holds a slot until its stream ends or is dropped.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    slots: Arc<Semaphore>,
+    max: usize,
+    queue_timeout: Duration,
+}
+
+impl Limiter {
+    pub(crate) fn new(max: usize, queue_timeout: Duration) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            queue_timeout,
+        }
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.queue_timeout, Arc::clone(&self.slots).acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::Internal("query limiter closed".into())),
+            Err(_) => Err(Error::Busy {
+                running: self.max,
+                waited_secs: self.queue_timeout.as_secs(),
+            }),
+        }
+    }
+}
+
+/// Everything a running query stream needs besides its plan.
+pub(crate) struct QueryRun {
+    pub(crate) request_id: String,
+    pub(crate) qid: String,
+    pub(crate) principal: String,
+    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) timeout: Duration,
+}
+
+/// Starts executing a planned query and returns its Flight data as it is produced.
+pub(crate) fn stream_query(
+    planned: PlannedQuery,
+    run: QueryRun,
+    running: &Arc<Running>,
+) -> Result<FlightDataStream> {
+    let schema = Arc::clone(&planned.schema);
+    let batches = execute_stream(planned.physical, planned.task_ctx)
+        .map_err(|e| Error::Planner(bund_planner::Error::Execution(e)))?;
+    let rows = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&rows);
+    let request_id = run.request_id.clone();
+    let batches = batches.map(move |r| match r {
+        Ok(batch) => {
+            counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            Ok(batch)
+        }
+        Err(e) => Err(FlightError::Tonic(Box::new(datafusion_status(
+            &e,
+            &request_id,
+        )))),
+    });
+    let encoded = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .with_max_flight_data_size(MAX_FLIGHT_DATA_SIZE)
+        .build(batches);
+    let guard = running.register(&run.qid);
+    let cancelled = guard.token.clone().cancelled_owned();
+    Ok(Box::pin(QueryStream {
+        inner: Box::pin(encoded),
+        deadline: Box::pin(tokio::time::sleep(run.timeout)),
+        cancelled: Box::pin(cancelled),
+        timeout: run.timeout,
+        _permit: run.permit,
+        _guard: guard,
+        started: Instant::now(),
+        rows,
+        bytes: 0,
+        request_id: run.request_id,
+        principal: run.principal,
+        outcome: Outcome::Dropped,
+        done: false,
+    }))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Ok,
+    Failed,
+    TimedOut,
+    Cancelled,
+    /// The client went away before the end.
+    Dropped,
+}
+
+struct QueryStream {
+    inner: Pin<Box<dyn Stream<Item = Result<FlightData, FlightError>> + Send>>,
+    deadline: Pin<Box<Sleep>>,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    timeout: Duration,
+    _permit: OwnedSemaphorePermit,
+    _guard: RunningGuard,
+    started: Instant,
+    rows: Arc<AtomicU64>,
+    bytes: u64,
+    request_id: String,
+    principal: String,
+    outcome: Outcome,
+    done: bool,
+}
+
+impl QueryStream {
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        status: Status,
+    ) -> Poll<Option<Result<FlightData, Status>>> {
+        self.outcome = outcome;
+        self.done = true;
+        Poll::Ready(Some(Err(status)))
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = Result<FlightData, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.cancelled.as_mut().poll(cx).is_ready() {
+            let status = crate::error::status(&Error::Cancelled, &self.request_id);
+            return self.finish(Outcome::Cancelled, status);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let secs = self.timeout.as_secs();
+            let status = crate::error::status(&Error::Timeout { secs }, &self.request_id);
+            return self.finish(Outcome::TimedOut, status);
+        }
+        match self.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                self.bytes += (data.data_header.len() + data.data_body.len()) as u64;
+                Poll::Ready(Some(Ok(data)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let status = match e {
+                    FlightError::Tonic(s) => *s,
+                    other => {
+                        tracing::error!(request_id = %self.request_id, error = %other, "encoding failed");
+                        Status::internal(format!("internal error (request id {})", self.request_id))
+                    }
+                };
+                self.finish(Outcome::Failed, status)
+            }
+            Poll::Ready(None) => {
+                self.outcome = Outcome::Ok;
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for QueryStream {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let rows = self.rows.load(Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        tracing::info!(
+            request_id = %self.request_id,
+            principal = %self.principal,
+            outcome = ?self.outcome,
+            rows,
+            bytes = self.bytes,
+            duration_ms = elapsed.as_millis() as u64,
+            rows_per_sec = (rows as f64 / secs) as u64,
+            "query finished"
+        );
+    }
+}

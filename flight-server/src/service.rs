@@ -1,0 +1,955 @@
+//! Bund's Flight SQL service: authentication, statements, prepared statements, metadata,
+//! cancellation. Every RPC but Handshake requires a valid session token.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::metadata::{GetCatalogsBuilder, GetDbSchemasBuilder, GetTablesBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket, decode::FlightRecordBatchStream,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bund_catalogs::{BUND_CATALOG, DatasetKind, Principal, ServerSettings};
+use bund_planner::Engine;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::auth::{Claims, Kind, Signer, parse_basic};
+use crate::error::{Error, Result, status};
+use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, SQL_INFO, XDBC_TYPES};
+use crate::query::{FlightDataStream, Limiter, QueryRun, Running, stream_query};
+
+/// Table types Bund reports.
+const TABLE_TYPES: &[&str] = &["TABLE", "VIEW"];
+/// Prepared handles whose parameters were bound, kept for clients that ignore the updated
+/// handle of DoPutPreparedStatementResult. Bounded; the oldest binding is dropped first.
+const MAX_BOUND_HANDLES: usize = 10_000;
+
+pub(crate) struct BundService {
+    engine: RwLock<Arc<Engine>>,
+    signer: Signer,
+    settings: ServerSettings,
+    limiter: Limiter,
+    running: Arc<Running>,
+    bound: Mutex<BoundHandles>,
+}
+
+#[derive(Default)]
+struct BoundHandles {
+    by_handle: HashMap<Vec<u8>, Vec<u8>>,
+    order: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl BoundHandles {
+    fn insert(&mut self, original: Vec<u8>, bound: Vec<u8>) {
+        if self.by_handle.insert(original.clone(), bound).is_none() {
+            self.order.push_back(original);
+        }
+        while self.order.len() > MAX_BOUND_HANDLES {
+            if let Some(old) = self.order.pop_front() {
+                self.by_handle.remove(&old);
+            }
+        }
+    }
+}
+
+fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Runs one RPC inside a span carrying its request id and maps its error to a status.
+async fn traced<T>(
+    method: &'static str,
+    fut: impl std::future::Future<Output = Result<T>>,
+    request_id: &str,
+) -> Result<T, Status> {
+    let span = tracing::info_span!("rpc", method, request_id);
+    match fut.instrument(span.clone()).await {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let _enter = span.enter();
+            tracing::info!(error = %e, "request refused");
+            Err(status(&e, request_id))
+        }
+    }
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes> {
+    let message: std::result::Result<IpcMessage, _> =
+        SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into();
+    message
+        .map(|m| m.0)
+        .map_err(|e| Error::Internal(format!("encoding a schema: {e}")))
+}
+
+fn encode_params(batch: &RecordBatch) -> Result<String> {
+    let mut buf = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut buf, batch.schema_ref())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        w.write(batch).map_err(|e| Error::Internal(e.to_string()))?;
+        w.finish().map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    Ok(STANDARD.encode(buf))
+}
+
+fn decode_params(encoded: &str) -> Result<RecordBatch> {
+    let bytes = STANDARD
+        .decode(encoded)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    match reader.next() {
+        Some(Ok(b)) => Ok(b),
+        _ => Err(Error::Internal(
+            "bound parameters could not be read back".into(),
+        )),
+    }
+}
+
+/// A FlightInfo whose single endpoint carries `ticket`.
+fn flight_info(
+    schema: &Schema,
+    ticket: Vec<u8>,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo> {
+    FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Error::Internal(format!("encoding a schema: {e}")))
+        .map(|info| {
+            info.with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+                .with_descriptor(descriptor)
+                .with_total_records(-1)
+                .with_total_bytes(-1)
+        })
+}
+
+/// One small metadata batch as a Flight stream.
+fn batch_stream(schema: SchemaRef, batch: RecordBatch) -> FlightDataStream {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(
+            async move { Ok::<_, FlightError>(batch) },
+        ))
+        .map_err(|e| Status::internal(format!("encoding metadata: {e}")));
+    Box::pin(stream)
+}
+
+impl BundService {
+    pub(crate) fn new(engine: Arc<Engine>, signer: Signer) -> Self {
+        let settings = engine.catalog().settings.clone();
+        Self {
+            limiter: Limiter::new(settings.max_concurrent_queries, settings.queue_timeout),
+            engine: RwLock::new(engine),
+            signer,
+            settings,
+            running: Arc::new(Running::default()),
+            bound: Mutex::new(BoundHandles::default()),
+        }
+    }
+
+    fn engine(&self) -> Arc<Engine> {
+        match self.engine.read() {
+            Ok(e) => Arc::clone(&e),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The principal behind the request's bearer token.
+    fn principal(&self, metadata: &MetadataMap) -> Result<Arc<Principal>> {
+        let header = metadata.get("authorization").ok_or(Error::NoCredentials)?;
+        let value = header.to_str().map_err(|_| Error::BadToken)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(Error::NoCredentials)?;
+        let claims = self
+            .signer
+            .verify_text(token.trim(), Kind::Session)
+            .ok_or(Error::BadToken)?;
+        // A principal removed from security.toml loses access at once.
+        self.engine()
+            .catalog()
+            .security
+            .principal(&claims.sub)
+            .ok_or(Error::BadToken)
+    }
+
+    async fn login(&self, user: String, password: String) -> Result<(Arc<Principal>, String)> {
+        let engine = self.engine();
+        // argon2 is deliberately slow: keep it off the async workers.
+        let principal = tokio::task::spawn_blocking(move || {
+            engine.catalog().security.authenticate(&user, &password)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("login task failed: {e}")))?
+        .map_err(|_| Error::BadCredentials)?;
+        let token = self.signer.sign_text(&Claims::new(
+            Kind::Session,
+            &principal.id,
+            self.settings.session_ttl,
+        ));
+        Ok((principal, token))
+    }
+
+    /// Plans a statement for the FlightInfo and signs a ticket that lets DoGet run it.
+    async fn statement_info(
+        &self,
+        principal: &Principal,
+        sql: String,
+        params: Option<String>,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let batch = params.as_deref().map(decode_params).transpose()?;
+        let planned = self.engine().plan(principal, &sql, batch.as_ref()).await?;
+        let mut claims = Claims::new(Kind::Ticket, &principal.id, self.settings.ticket_ttl);
+        claims.sql = Some(sql);
+        claims.params = params;
+        claims.qid = Some(new_request_id());
+        let handle = self.signer.sign_binary(&claims);
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        }
+        .as_any()
+        .encode_to_vec();
+        flight_info(&planned.schema, ticket, descriptor)
+    }
+
+    /// A FlightInfo for a metadata command: the ticket is the command itself.
+    fn metadata_info(
+        &self,
+        metadata: &MetadataMap,
+        schema: &Schema,
+        command: Any,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        self.principal(metadata)?;
+        flight_info(schema, command.encode_to_vec(), descriptor)
+    }
+
+    fn tables_batch(&self, query: CommandGetTables) -> Result<(SchemaRef, RecordBatch)> {
+        let mut builder: GetTablesBuilder = query.into_builder();
+        let engine = self.engine();
+        for d in &engine.catalog().datasets {
+            let table_type = match d.kind {
+                DatasetKind::Table => "TABLE",
+                DatasetKind::Topic => "VIEW",
+            };
+            let schema = d.arrow_schema();
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(bund_planner::client_type(f.data_type()))
+                })
+                .collect();
+            builder
+                .append(
+                    BUND_CATALOG,
+                    &d.schema,
+                    &d.name,
+                    table_type,
+                    &Schema::new(fields),
+                )
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        let schema = builder.schema();
+        let batch = builder
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((schema, batch))
+    }
+
+    fn schemas_batch(&self, query: CommandGetDbSchemas) -> Result<(SchemaRef, RecordBatch)> {
+        let mut builder: GetDbSchemasBuilder = query.into_builder();
+        for name in self.engine().catalog().schema_names() {
+            builder.append(BUND_CATALOG, name);
+        }
+        let schema = builder.schema();
+        let batch = builder
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((schema, batch))
+    }
+
+    fn cancel(&self, info: &FlightInfo, principal: &Principal) -> CancelStatus {
+        let mut status = CancelStatus::NotCancellable;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(any) = Any::decode(ticket.ticket.clone()) else {
+                continue;
+            };
+            let Ok(Some(t)) = any.unpack::<TicketStatementQuery>() else {
+                continue;
+            };
+            let Ok(claims) = self
+                .signer
+                .open(&t.statement_handle, Kind::Ticket, &principal.id)
+            else {
+                continue;
+            };
+            if let Some(qid) = claims.qid
+                && self.running.cancel(&qid)
+            {
+                status = CancelStatus::Cancelled;
+            }
+        }
+        status
+    }
+}
+
+type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl FlightSqlService for BundService {
+    type FlightService = BundService;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<HandshakeStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let header = request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let (user, password) = match header.as_deref().and_then(|h| {
+                h.strip_prefix("Basic ")
+                    .or_else(|| h.strip_prefix("basic "))
+            }) {
+                Some(encoded) => parse_basic(encoded).ok_or(Error::BadCredentials)?,
+                None => {
+                    // Older clients put BasicAuth in the handshake payload instead of a header.
+                    let mut stream = request.into_inner();
+                    let first = stream
+                        .next()
+                        .await
+                        .ok_or(Error::NoCredentials)?
+                        .map_err(|e| Error::BadRequest(e.message().to_string()))?;
+                    let basic = arrow_flight::BasicAuth::decode(first.payload)
+                        .map_err(|_| Error::NoCredentials)?;
+                    if basic.username.is_empty() {
+                        return Err(Error::NoCredentials);
+                    }
+                    (basic.username, basic.password)
+                }
+            };
+            let (principal, token) = self.login(user, password).await?;
+            tracing::info!(principal = %principal.id, "logged in");
+            let response = HandshakeResponse {
+                protocol_version: 0,
+                payload: token.clone().into_bytes().into(),
+            };
+            let stream: HandshakeStream = Box::pin(futures::stream::iter([Ok(response)]));
+            let mut resp = Response::new(stream);
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Error::Internal("token is not a valid header".into()))?;
+            resp.metadata_mut().insert("authorization", value);
+            Ok(resp)
+        };
+        traced("Handshake", fut, &rid).await
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            tracing::info!(principal = %principal.id, sql = %query.query, "statement");
+            self.statement_info(&principal, query.query, None, request.into_inner())
+                .await
+                .map(Response::new)
+        };
+        traced("GetFlightInfo(Statement)", fut, &rid).await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let mut handle = cmd.prepared_statement_handle.to_vec();
+            if let Some(bound) = self
+                .bound
+                .lock()
+                .ok()
+                .and_then(|b| b.by_handle.get(&handle).cloned())
+            {
+                handle = bound;
+            }
+            let claims = self.signer.open(&handle, Kind::Prepared, &principal.id)?;
+            let sql = claims.sql.ok_or(Error::BadHandle {
+                what: "prepared statement handle",
+                hint: "prepare the statement again",
+            })?;
+            tracing::info!(principal = %principal.id, sql = %sql, "prepared statement");
+            self.statement_info(&principal, sql, claims.params, request.into_inner())
+                .await
+                .map(Response::new)
+        };
+        traced("GetFlightInfo(Prepared)", fut, &rid).await
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let schema = query.clone().into_builder().schema();
+            self.metadata_info(
+                request.metadata(),
+                &schema,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(Catalogs)", fut, &rid).await
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let schema = query.clone().into_builder().schema();
+            self.metadata_info(
+                request.metadata(),
+                &schema,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(DbSchemas)", fut, &rid).await
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let schema = query.clone().into_builder().schema();
+            self.metadata_info(
+                request.metadata(),
+                &schema,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(Tables)", fut, &rid).await
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let schema = query.into_builder().schema();
+            self.metadata_info(
+                request.metadata(),
+                &schema,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(TableTypes)", fut, &rid).await
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let schema = query.clone().into_builder(&SQL_INFO).schema();
+            self.metadata_info(
+                request.metadata(),
+                &schema,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(SqlInfo)", fut, &rid).await
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let schema = query.clone().into_builder(&XDBC_TYPES).schema();
+            self.metadata_info(
+                request.metadata(),
+                &schema,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(XdbcTypeInfo)", fut, &rid).await
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.metadata_info(
+                request.metadata(),
+                &PRIMARY_KEYS_SCHEMA,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(PrimaryKeys)", fut, &rid).await
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.metadata_info(
+                request.metadata(),
+                &FOREIGN_KEYS_SCHEMA,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(ExportedKeys)", fut, &rid).await
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.metadata_info(
+                request.metadata(),
+                &FOREIGN_KEYS_SCHEMA,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(ImportedKeys)", fut, &rid).await
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.metadata_info(
+                request.metadata(),
+                &FOREIGN_KEYS_SCHEMA,
+                query.as_any(),
+                request.get_ref().clone(),
+            )
+            .map(Response::new)
+        };
+        traced("GetFlightInfo(CrossReference)", fut, &rid).await
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let claims = self
+                .signer
+                .open(&ticket.statement_handle, Kind::Ticket, &principal.id)?;
+            let sql = claims.sql.ok_or(Error::BadHandle {
+                what: "ticket",
+                hint: "run the statement again",
+            })?;
+            let params = claims.params.as_deref().map(decode_params).transpose()?;
+            let permit = self.limiter.acquire().await?;
+            let planned = tokio::time::timeout(
+                self.settings.query_timeout,
+                self.engine().plan(&principal, &sql, params.as_ref()),
+            )
+            .await
+            .map_err(|_| Error::Timeout {
+                secs: self.settings.query_timeout.as_secs(),
+            })??;
+            tracing::info!(principal = %principal.id, sql = %sql, "query started");
+            let run = QueryRun {
+                request_id: rid.clone(),
+                qid: claims.qid.unwrap_or_default(),
+                principal: principal.id.clone(),
+                permit,
+                timeout: self.settings.query_timeout,
+            };
+            stream_query(planned, run, &self.running).map(Response::new)
+        };
+        traced("DoGet(Statement)", fut, &rid).await
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let mut builder: GetCatalogsBuilder = query.into_builder();
+            builder.append(BUND_CATALOG);
+            let schema = builder.schema();
+            let batch = builder
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced("DoGet(Catalogs)", fut, &rid).await
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let (schema, batch) = self.schemas_batch(query)?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced("DoGet(DbSchemas)", fut, &rid).await
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let (schema, batch) = self.tables_batch(query)?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced("DoGet(Tables)", fut, &rid).await
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let mut builder = query.into_builder();
+            for t in TABLE_TYPES {
+                builder.append(t);
+            }
+            let schema = builder.schema();
+            let batch = builder
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced("DoGet(TableTypes)", fut, &rid).await
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let builder = query.into_builder(&SQL_INFO);
+            let schema = builder.schema();
+            let batch = builder
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced("DoGet(SqlInfo)", fut, &rid).await
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let builder = query.into_builder(&XDBC_TYPES);
+            let schema = builder.schema();
+            let batch = builder
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced("DoGet(XdbcTypeInfo)", fut, &rid).await
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let schema = Arc::clone(&PRIMARY_KEYS_SCHEMA);
+            Ok(Response::new(batch_stream(
+                Arc::clone(&schema),
+                RecordBatch::new_empty(schema),
+            )))
+        };
+        traced("DoGet(PrimaryKeys)", fut, &rid).await
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let schema = Arc::clone(&FOREIGN_KEYS_SCHEMA);
+            Ok(Response::new(batch_stream(
+                Arc::clone(&schema),
+                RecordBatch::new_empty(schema),
+            )))
+        };
+        traced("DoGet(ExportedKeys)", fut, &rid).await
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let schema = Arc::clone(&FOREIGN_KEYS_SCHEMA);
+            Ok(Response::new(batch_stream(
+                Arc::clone(&schema),
+                RecordBatch::new_empty(schema),
+            )))
+        };
+        traced("DoGet(ImportedKeys)", fut, &rid).await
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let schema = Arc::clone(&FOREIGN_KEYS_SCHEMA);
+            Ok(Response::new(batch_stream(
+                Arc::clone(&schema),
+                RecordBatch::new_empty(schema),
+            )))
+        };
+        traced("DoGet(CrossReference)", fut, &rid).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let info = self.engine().prepare(&principal, &query.query).await?;
+            let mut claims = Claims::new(Kind::Prepared, &principal.id, self.settings.prepared_ttl);
+            claims.sql = Some(query.query);
+            Ok(ActionCreatePreparedStatementResult {
+                prepared_statement_handle: self.signer.sign_binary(&claims).into(),
+                dataset_schema: schema_bytes(&info.dataset_schema)?,
+                parameter_schema: schema_bytes(&info.parameter_schema)?,
+            })
+        };
+        traced("CreatePreparedStatement", fut, &rid).await
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let original = cmd.prepared_statement_handle.to_vec();
+            let claims = self.signer.open(&original, Kind::Prepared, &principal.id)?;
+            let data = request
+                .into_inner()
+                .map_err(|s| FlightError::Tonic(Box::new(s)));
+            let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
+                .try_collect()
+                .await
+                .map_err(|e| Error::BadRequest(format!("cannot read the bound parameters: {e}")))?;
+            let batches: Vec<RecordBatch> =
+                batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+            let [batch] = batches.as_slice() else {
+                return Err(Error::Planner(bund_planner::Error::Parameters {
+                    message: format!(
+                        "bind exactly one row of values, got {} batches",
+                        batches.len()
+                    ),
+                }));
+            };
+            let mut bound = claims.clone();
+            bound.params = Some(encode_params(batch)?);
+            let handle = self.signer.sign_binary(&bound);
+            if let Ok(mut b) = self.bound.lock() {
+                b.insert(original, handle.clone());
+            }
+            Ok(DoPutPreparedStatementResult {
+                prepared_statement_handle: Some(handle.into()),
+            })
+        };
+        traced("DoPut(PreparedStatementQuery)", fut, &rid).await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let handle = query.prepared_statement_handle.to_vec();
+            self.signer.open(&handle, Kind::Prepared, &principal.id)?;
+            if let Ok(mut b) = self.bound.lock() {
+                b.by_handle.remove(&handle);
+            }
+            Ok(())
+        };
+        traced("ClosePreparedStatement", fut, &rid).await
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let info =
+                FlightInfo::decode(query.info).map_err(|e| Error::BadRequest(e.to_string()))?;
+            let result = match self.cancel(&info, &principal) {
+                CancelStatus::Cancelled => 1,
+                _ => 3,
+            };
+            Ok(ActionCancelQueryResult { result })
+        };
+        traced("CancelQuery", fut, &rid).await
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<
+        Response<<Self as arrow_flight::flight_service_server::FlightService>::DoActionStream>,
+        Status,
+    > {
+        let rid = new_request_id();
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            if request.get_ref().r#type != "CancelFlightInfo" {
+                return Err(Error::Unsupported("this action"));
+            }
+            let req = CancelFlightInfoRequest::decode(request.get_ref().body.clone())
+                .map_err(|e| Error::BadRequest(e.to_string()))?;
+            let info = req
+                .info
+                .ok_or_else(|| Error::BadRequest("CancelFlightInfo without a FlightInfo".into()))?;
+            let status = self.cancel(&info, &principal);
+            tracing::info!(principal = %principal.id, ?status, "cancel requested");
+            let body = CancelFlightInfoResult {
+                status: status as i32,
+            }
+            .encode_to_vec();
+            let out: <Self as arrow_flight::flight_service_server::FlightService>::DoActionStream =
+                Box::pin(futures::stream::iter([Ok(arrow_flight::Result {
+                    body: body.into(),
+                })]));
+            Ok(Response::new(out))
+        };
+        traced("DoAction", fut, &rid).await
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

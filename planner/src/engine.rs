@@ -1,0 +1,345 @@
+//! Planning a principal's statement, from SQL text to an executable physical plan.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use bund_catalogs::{BUND_CATALOG, Catalog, Principal, session_config};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::TaskContext;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
+
+use crate::error::{Error, Result};
+use crate::guard::{StatementKind, check_statement};
+
+/// Schemas DataFusion answers itself; every other name must be a catalog dataset.
+const INFORMATION_SCHEMA: &str = "information_schema";
+
+/// Plans statements against one loaded catalog. Cheap to share; one per catalog version.
+pub struct Engine {
+    catalog: Arc<Catalog>,
+    base: SessionState,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("catalog", &self.catalog)
+            .finish()
+    }
+}
+
+/// A statement planned for one principal, ready to execute.
+#[derive(Debug)]
+pub struct PlannedQuery {
+    pub kind: StatementKind,
+    /// The schema clients are told and sent: no view types.
+    pub schema: SchemaRef,
+    pub physical: Arc<dyn ExecutionPlan>,
+    pub task_ctx: Arc<TaskContext>,
+}
+
+/// What a client learns when it prepares a statement.
+#[derive(Debug)]
+pub struct PreparedInfo {
+    pub dataset_schema: SchemaRef,
+    /// One field per positional parameter (`$1`, `$2`, … or `?` in order).
+    pub parameter_schema: SchemaRef,
+}
+
+/// The type a client is sent for a column of this type: view types become their plain
+/// counterparts (the Flight SQL JDBC driver cannot read Utf8View or BinaryView).
+pub fn client_type(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    }
+}
+
+impl Engine {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        let base = SessionStateBuilder::new()
+            .with_config(session_config())
+            .with_runtime_env(catalog.runtime())
+            .with_default_features()
+            .build();
+        base.catalog_list()
+            .register_catalog(BUND_CATALOG.to_string(), catalog.catalog_provider());
+        Self { catalog, base }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The session a principal's statement is planned in. Every principal currently sees the
+    /// whole catalog; grants narrow this session's catalog.
+    pub fn session(&self, _principal: &Principal) -> SessionState {
+        self.base.clone()
+    }
+
+    /// Parses one statement, rewrites `?` placeholders to `$1…$n` and applies the guard.
+    fn parse(&self, state: &SessionState, sql: &str) -> Result<(DfStatement, StatementKind)> {
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(Error::from_planning)?;
+        let kind = check_statement(&statement)?;
+        number_question_marks(&mut statement);
+        Ok((statement, kind))
+    }
+
+    /// Refuses any table name that is not a dataset of the catalog, with one error for all.
+    fn check_tables(&self, state: &SessionState, statement: &DfStatement) -> Result<()> {
+        let references = state
+            .resolve_table_references(statement)
+            .map_err(Error::from_planning)?;
+        let options = state.config().options();
+        for reference in references {
+            let resolved = reference.clone().resolve(
+                &options.catalog.default_catalog,
+                &options.catalog.default_schema,
+            );
+            let visible = resolved.catalog.as_ref() == BUND_CATALOG
+                && (resolved.schema.as_ref() == INFORMATION_SCHEMA
+                    || self
+                        .catalog
+                        .dataset(&resolved.schema, &resolved.table)
+                        .is_some());
+            if !visible {
+                return Err(Error::NotFound {
+                    name: reference.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn logical_plan(
+        &self,
+        state: &SessionState,
+        sql: &str,
+    ) -> Result<(LogicalPlan, StatementKind)> {
+        let (statement, kind) = self.parse(state, sql)?;
+        self.check_tables(state, &statement)?;
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(Error::from_planning)?;
+        Ok((plan, kind))
+    }
+
+    /// Plans a statement for a principal, with parameters bound from the first row of
+    /// `params` when given.
+    pub async fn plan(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: Option<&RecordBatch>,
+    ) -> Result<PlannedQuery> {
+        let state = self.session(principal);
+        let (plan, kind) = self.logical_plan(&state, sql).await?;
+        let expected = plan.get_parameter_names().map_err(Error::from_planning)?;
+        let plan = match params {
+            Some(batch) => bind(plan, batch, expected.len())?,
+            None if !expected.is_empty() => {
+                return Err(Error::Parameters {
+                    message: format!(
+                        "the statement has {} parameter(s); prepare it and bind values",
+                        expected.len()
+                    ),
+                });
+            }
+            None => plan,
+        };
+        let plan = client_facing(plan)?;
+        let physical = state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(Error::from_planning)?;
+        Ok(PlannedQuery {
+            kind,
+            schema: physical.schema(),
+            physical,
+            task_ctx: state.task_ctx(),
+        })
+    }
+
+    /// Plans a statement without values to describe its result and its parameters.
+    pub async fn prepare(&self, principal: &Principal, sql: &str) -> Result<PreparedInfo> {
+        let state = self.session(principal);
+        let (plan, _) = self.logical_plan(&state, sql).await?;
+        let fields = plan.get_parameter_fields().map_err(Error::from_planning)?;
+        let mut ids: Vec<(usize, String)> = Vec::with_capacity(fields.len());
+        for id in fields.keys() {
+            let n = id
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| Error::Parameters {
+                    message: format!("named parameter {id} is not supported; use ? or $1, $2, …"),
+                })?;
+            ids.push((n, id.clone()));
+        }
+        ids.sort();
+        for (i, (n, _)) in ids.iter().enumerate() {
+            if *n != i + 1 {
+                return Err(Error::Parameters {
+                    message: format!("parameter ${} is missing", i + 1),
+                });
+            }
+        }
+        let parameter_fields: Vec<Field> = ids
+            .iter()
+            .map(|(_, id)| {
+                let dt = fields[id]
+                    .as_ref()
+                    .map_or(DataType::Utf8, |f| client_type(f.data_type()));
+                Field::new(id, dt, true)
+            })
+            .collect();
+        let dataset_fields: Vec<Field> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(client_type(f.data_type()))
+            })
+            .collect();
+        Ok(PreparedInfo {
+            dataset_schema: Arc::new(Schema::new(dataset_fields)),
+            parameter_schema: Arc::new(Schema::new(parameter_fields)),
+        })
+    }
+}
+
+/// DataFusion names every `?` the same; number them in source order so each binds its own value.
+fn number_question_marks(statement: &mut DfStatement) {
+    let mut n = 0usize;
+    let mut renumber = |expr: &mut SqlExpr| {
+        if let SqlExpr::Value(v) = expr
+            && let Value::Placeholder(p) = &mut v.value
+            && p == "?"
+        {
+            n += 1;
+            *p = format!("${n}");
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    match statement {
+        DfStatement::Statement(s) => {
+            let _ = visit_expressions_mut(s.as_mut(), &mut renumber);
+        }
+        DfStatement::Explain(e) => {
+            if let DfStatement::Statement(s) = e.statement.as_mut() {
+                let _ = visit_expressions_mut(s.as_mut(), &mut renumber);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Binds the values of the single row of `params`, in column order, to `$1…$n`.
+fn bind(plan: LogicalPlan, params: &RecordBatch, expected: usize) -> Result<LogicalPlan> {
+    if params.num_rows() != 1 {
+        return Err(Error::Parameters {
+            message: format!("bind exactly one row of values, got {}", params.num_rows()),
+        });
+    }
+    if params.num_columns() != expected {
+        return Err(Error::Parameters {
+            message: format!(
+                "the statement has {expected} parameter(s), {} were bound",
+                params.num_columns()
+            ),
+        });
+    }
+    // Drivers send the types of their host language (ADBC sends a Python str as Utf8 even for
+    // an integer parameter): cast each value to the type the statement expects.
+    let types = plan.get_parameter_types().map_err(Error::from_planning)?;
+    let mut values = Vec::with_capacity(params.num_columns());
+    for (i, column) in params.columns().iter().enumerate() {
+        let value = ScalarValue::try_from_array(column, 0).map_err(|e| Error::Parameters {
+            message: e.to_string(),
+        })?;
+        let value = match types.get(&format!("${}", i + 1)) {
+            Some(Some(dt)) if value.data_type() != *dt && !value.is_null() => {
+                value.cast_to(dt).map_err(|e| Error::Parameters {
+                    message: format!(
+                        "parameter ${} cannot be read as {dt}: {}",
+                        i + 1,
+                        e.strip_backtrace()
+                    ),
+                })?
+            }
+            Some(Some(dt)) if value.is_null() => {
+                ScalarValue::try_from(dt).map_err(|e| Error::Parameters {
+                    message: e.to_string(),
+                })?
+            }
+            _ => value,
+        };
+        values.push(value);
+    }
+    plan.with_param_values(ParamValues::from(values))
+        .map_err(|e| Error::Parameters {
+            message: e.strip_backtrace(),
+        })
+}
+
+/// Casts view-typed output columns to their plain types, keeping names, so that the plan's
+/// own schema is the one sent to clients and the cast runs in the parallel plan.
+fn client_facing(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if !matches!(
+        plan,
+        LogicalPlan::Projection(_)
+            | LogicalPlan::TableScan(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Aggregate(_)
+            | LogicalPlan::Join(_)
+            | LogicalPlan::Union(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Distinct(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Values(_)
+            | LogicalPlan::EmptyRelation(_)
+    ) {
+        // EXPLAIN, SHOW and DESCRIBE produce plain strings already.
+        return Ok(plan);
+    }
+    let schema = Arc::clone(plan.schema());
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| client_type(f.data_type()) != *f.data_type())
+    {
+        return Ok(plan);
+    }
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let col = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            let target = client_type(field.data_type());
+            let e = if target == *field.data_type() {
+                col
+            } else {
+                cast(col, target).alias(field.name())
+            };
+            e
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan)
+        .project(exprs)
+        .and_then(|b| b.build())
+        .map_err(Error::from_planning)
+}

@@ -1,0 +1,53 @@
+use datafusion::error::DataFusionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The SQL text does not parse.
+    #[error("SQL syntax error: {message}")]
+    Syntax { message: String },
+    /// The statement parses but cannot be planned (unknown column, type mismatch, …).
+    #[error("{message}")]
+    Plan { message: String },
+    /// A table or schema that does not exist or that the principal may not see.
+    #[error("table or view not found: {name}")]
+    NotFound { name: String },
+    /// A statement kind clients may not run (DDL, DML, COPY, SET, …).
+    #[error(
+        "{what} is not allowed: Bund is read-only; run SELECT, WITH, VALUES, EXPLAIN, SHOW or DESCRIBE"
+    )]
+    Refused { what: String },
+    /// Bound parameters that do not fit the statement.
+    #[error("bad parameters: {message}")]
+    Parameters { message: String },
+    /// A failure while running the query.
+    #[error("{0}")]
+    Execution(DataFusionError),
+}
+
+impl Error {
+    /// Classifies an error DataFusion raised while planning.
+    pub(crate) fn from_planning(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::SQL(e, _) => Self::Syntax {
+                message: e.to_string(),
+            },
+            DataFusionError::Plan(m) => Self::Plan { message: m },
+            DataFusionError::SchemaError(e, _) => Self::Plan {
+                message: e.to_string(),
+            },
+            DataFusionError::NotImplemented(m) => Self::Plan {
+                message: format!("not supported: {m}"),
+            },
+            DataFusionError::Context(c, inner) => match Self::from_planning(*inner) {
+                Self::Plan { message } => Self::Plan {
+                    message: format!("{c}: {message}"),
+                },
+                other => other,
+            },
+            DataFusionError::Diagnostic(_, inner) => Self::from_planning(*inner),
+            other => Self::Execution(other),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

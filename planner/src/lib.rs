@@ -1,0 +1,14 @@
+//! bund-planner turns a principal's SQL into an executable plan: the statement guard
+//! (read-only statements only), a session per principal over the shared catalog, table
+//! resolution with the same NotFound for every invisible name, parameter binding, and the
+//! client-facing output schema (no view types, which some Flight SQL clients cannot read).
+//!
+//! It may import bund-catalogs, bund-udfs and DataFusion; it knows nothing about the network.
+
+mod engine;
+mod error;
+mod guard;
+
+pub use engine::{Engine, PlannedQuery, PreparedInfo, client_type};
+pub use error::{Error, Result};
+pub use guard::{StatementKind, check_statement};

@@ -1,0 +1,339 @@
+//! Starting and stopping the real server, and a raw Flight client that keeps status codes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::{Any, ProstMessageExt};
+use arrow_flight::{FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
+use base64::Engine as _;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// Residents in the test data set; the other tables scale from it.
+pub(crate) const RESIDENTS: u64 = 2_000;
+
+/// The repository root (this crate lives in `tests/`).
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `bund` binary next to this test binary (target/<profile>/bund), or `BUND_BIN`.
+pub(crate) fn bund_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("BUND_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = dir.join("bund");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p bund-server` before the tests (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bund-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// The example data, generated once per test run.
+pub(crate) fn example_data() -> &'static Path {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let out = scratch_dir("data");
+        let status = Command::new(bund_bin())
+            .args(["example-data", "--rows", &RESIDENTS.to_string(), "--out"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run bund example-data");
+        assert!(status.success(), "bund example-data failed");
+        out
+    })
+}
+
+/// A config directory: the Shanghai example's files plus an optional server.toml.
+pub(crate) fn example_config(name: &str, server_toml: Option<&str>) -> PathBuf {
+    let dir = scratch_dir(name);
+    let example = repo_root().join("examples/shanghai");
+    for f in ["catalog.toml", "security.toml"] {
+        std::fs::copy(example.join(f), dir.join(f)).expect("copy example config");
+    }
+    if let Some(s) = server_toml {
+        std::fs::write(dir.join("server.toml"), s).expect("write server.toml");
+    }
+    dir
+}
+
+/// A running `bund serve`, stopped with SIGTERM when dropped.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) addr: String,
+    _logs: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    pub(crate) fn start_with(config: &Path) -> Self {
+        let mut child = Command::new(bund_bin())
+            .args(["serve", "--flight-addr", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(example_data())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bund serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("bund: serving Flight SQL on grpc://") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("bund serve did not print its address within 60 s")
+            });
+        Self {
+            child,
+            addr,
+            _logs: logs,
+        }
+    }
+
+    pub(crate) fn start() -> Self {
+        static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+        Self::start_with(CONFIG.get_or_init(|| example_config("config", None)))
+    }
+
+    pub(crate) fn uri(&self) -> String {
+        format!("grpc://{}", self.addr)
+    }
+
+    pub(crate) async fn channel(&self) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Channel::from_shared(format!("http://{}", self.addr))
+                .expect("uri")
+                .connect()
+                .await
+            {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("cannot connect to bund: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    pub(crate) async fn client(&self) -> Raw {
+        Raw {
+            inner: FlightServiceClient::new(self.channel().await),
+            token: None,
+        }
+    }
+
+    pub(crate) async fn login(&self, user: &str) -> Raw {
+        let mut c = self.client().await;
+        c.handshake_basic(&format!("{user}:{user}-demo"), true)
+            .await
+            .expect("login");
+        c
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// A Flight client that keeps the gRPC status of every failure.
+pub(crate) struct Raw {
+    pub(crate) inner: FlightServiceClient<Channel>,
+    pub(crate) token: Option<String>,
+}
+
+impl Raw {
+    pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        if let Some(t) = &self.token {
+            req.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("header"),
+            );
+        }
+        req
+    }
+
+    pub(crate) async fn handshake_basic(
+        &mut self,
+        user_password: &str,
+        pad: bool,
+    ) -> Result<(), Status> {
+        let engine = if pad {
+            base64::engine::general_purpose::STANDARD
+        } else {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+        };
+        let mut req = Request::new(futures::stream::iter([HandshakeRequest::default()]));
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Basic {}", engine.encode(user_password))
+                .parse()
+                .expect("header"),
+        );
+        let resp = self.inner.handshake(req).await?;
+        let header = resp
+            .metadata()
+            .get("authorization")
+            .expect("authorization header in handshake response");
+        let token = header
+            .to_str()
+            .expect("ascii")
+            .strip_prefix("Bearer ")
+            .expect("Bearer token")
+            .to_string();
+        let _: Vec<_> = resp.into_inner().try_collect().await?;
+        self.token = Some(token);
+        Ok(())
+    }
+
+    pub(crate) async fn info(&mut self, cmd: impl ProstMessageExt) -> Result<FlightInfo, Status> {
+        let desc = FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec());
+        let req = self.request(desc);
+        Ok(self.inner.get_flight_info(req).await?.into_inner())
+    }
+
+    /// DoGet of a ticket: the schema announced by the stream and its batches.
+    pub(crate) async fn get(
+        &mut self,
+        ticket: Ticket,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
+        let req = self.request(ticket);
+        let stream = self.inner.do_get(req).await?.into_inner();
+        let mut decoded = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            stream.map_err(|s| s.into()),
+        );
+        let mut batches = Vec::new();
+        while let Some(b) = decoded.try_next().await.map_err(flight_status)? {
+            batches.push(b);
+        }
+        let schema = decoded
+            .schema()
+            .cloned()
+            .expect("stream announced a schema");
+        Ok((schema, batches))
+    }
+
+    /// GetFlightInfo then DoGet of its single endpoint.
+    pub(crate) async fn fetch(
+        &mut self,
+        cmd: impl ProstMessageExt,
+    ) -> Result<(FlightInfo, SchemaRef, Vec<RecordBatch>), Status> {
+        let info = self.info(cmd).await?;
+        let ticket = info.endpoint[0]
+            .ticket
+            .clone()
+            .expect("endpoint has a ticket");
+        let (schema, batches) = self.get(ticket).await?;
+        Ok((info, schema, batches))
+    }
+
+    pub(crate) async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        let cmd = arrow_flight::sql::CommandStatementQuery {
+            query: sql.to_string(),
+            transaction_id: None,
+        };
+        self.fetch(cmd).await.map(|(_, _, b)| b)
+    }
+}
+
+pub(crate) fn flight_status(e: arrow_flight::error::FlightError) -> Status {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => *s,
+        other => Status::unknown(other.to_string()),
+    }
+}
+
+pub(crate) fn decode_any<T: ProstMessageExt + Default>(bytes: &[u8]) -> T {
+    Any::decode(bytes)
+        .expect("Any")
+        .unpack::<T>()
+        .expect("unpack")
+        .expect("right type")
+}
+
+/// One column of a result as strings, for comparisons.
+pub(crate) fn column_strings(batches: &[RecordBatch], col: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let arr = datafusion::arrow::compute::cast(
+            b.column(col),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .expect("cast");
+        let arr = arr
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("utf8");
+        for i in 0..arr.len() {
+            out.push(if arr.is_null(i) {
+                "NULL".into()
+            } else {
+                arr.value(i).to_string()
+            });
+        }
+    }
+    out
+}
+
+pub(crate) fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
