@@ -432,7 +432,7 @@ impl FlightSqlService for BundService {
     ) -> Result<Response<FlightInfo>, Status> {
         let rid = new_request_id();
         let fut = async {
-            let schema = query.clone().into_builder().schema();
+            let schema = query.into_builder().schema();
             self.metadata_info(
                 request.metadata(),
                 &schema,
@@ -527,7 +527,7 @@ impl FlightSqlService for BundService {
     ) -> Result<Response<FlightInfo>, Status> {
         let rid = new_request_id();
         let fut = async {
-            let schema = query.clone().into_builder(&XDBC_TYPES).schema();
+            let schema = query.into_builder(&XDBC_TYPES).schema();
             self.metadata_info(
                 request.metadata(),
                 &schema,

@@ -330,12 +330,11 @@ fn client_facing(plan: LogicalPlan) -> Result<LogicalPlan> {
         .map(|(qualifier, field)| {
             let col = Expr::Column(datafusion::common::Column::from((qualifier, field)));
             let target = client_type(field.data_type());
-            let e = if target == *field.data_type() {
+            if target == *field.data_type() {
                 col
             } else {
                 cast(col, target).alias(field.name())
-            };
-            e
+            }
         })
         .collect();
     LogicalPlanBuilder::from(plan)
