@@ -19,7 +19,7 @@ SIZES=("${@:-1000000 10000000}")
 SIZES=(${SIZES[*]})
 
 cargo build --release -p bund-server --bin bund
-BUND=target/release/bund
+BUND="${CARGO_TARGET_DIR:-target}/release/bund"
 QUERY="SELECT * FROM police.residents"
 
 for rows in "${SIZES[@]}"; do
