@@ -670,3 +670,67 @@ async fn sigterm_stops_the_server_cleanly() {
     let status = server.stop();
     assert!(status.success(), "bund exited with {status}");
 }
+
+#[tokio::test]
+async fn show_describe_explain_and_information_schema_answer() {
+    let server = Server::start();
+    let mut c = server.login("city_analyst").await;
+    let b = c.query("SHOW TABLES").await.unwrap();
+    let tables: Vec<String> = column_strings(&b, 1)
+        .into_iter()
+        .zip(column_strings(&b, 2))
+        .map(|(s, t)| format!("{s}.{t}"))
+        .collect();
+    assert!(
+        tables.contains(&"police.residents".to_string()),
+        "{tables:?}"
+    );
+    let b = c.query("DESCRIBE police.residents").await.unwrap();
+    assert_eq!(column_strings(&b, 0)[0], "id_card");
+    let b = c
+        .query("EXPLAIN SELECT count(*) FROM police.residents")
+        .await
+        .unwrap();
+    assert!(
+        column_strings(&b, 1)
+            .iter()
+            .any(|p| p.contains("DataSourceExec")),
+        "{:?}",
+        column_strings(&b, 1)
+    );
+    let b = c.query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'topic' ORDER BY table_name").await.unwrap();
+    assert_eq!(column_strings(&b, 1), vec!["legal_entity", "population"]);
+}
+
+#[tokio::test]
+async fn concurrent_clients_stream_independently_while_others_fail() {
+    let server = Server::start();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let mut c = server
+            .login(if i % 2 == 0 {
+                "admin"
+            } else {
+                "market_analyst"
+            })
+            .await;
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 2 {
+                // Bad statements from some clients do not disturb the others.
+                assert_eq!(
+                    c.info(stmt("SELECT * FROM nowhere.nothing"))
+                        .await
+                        .unwrap_err()
+                        .code(),
+                    Code::NotFound
+                );
+                assert!(c.query("SELECT 1/0").await.is_err());
+            }
+            let b = c.query("SELECT * FROM police.residents").await.unwrap();
+            row_count(&b)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap() as u64, RESIDENTS);
+    }
+}
