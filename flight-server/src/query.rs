@@ -28,29 +28,32 @@ const MAX_FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 pub(crate) type FlightDataStream =
     Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
-/// Running queries by id, so that CancelFlightInfo can reach them.
+/// Running queries by ticket id, so that CancelFlightInfo can reach them. A ticket fetched
+/// by several DoGets at once shares one token and one entry, counted.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
-    queries: Mutex<HashMap<String, CancellationToken>>,
+    queries: Mutex<HashMap<String, (CancellationToken, usize)>>,
 }
 
 impl Running {
     fn register(self: &Arc<Self>, qid: &str) -> RunningGuard {
-        let token = CancellationToken::new();
-        if let Ok(mut q) = self.queries.lock() {
-            q.insert(qid.to_string(), token.clone());
-        }
+        let mut queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = queries
+            .entry(qid.to_string())
+            .or_insert_with(|| (CancellationToken::new(), 0));
+        entry.1 += 1;
         RunningGuard {
             running: Arc::clone(self),
             qid: qid.to_string(),
-            token,
+            token: entry.0.clone(),
         }
     }
 
     /// Cancels a running query; false when no query with that id is running here.
     pub(crate) fn cancel(&self, qid: &str) -> bool {
-        match self.queries.lock().ok().and_then(|q| q.get(qid).cloned()) {
-            Some(token) => {
+        let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+        match queries.get(qid) {
+            Some((token, _)) => {
                 token.cancel();
                 true
             }
@@ -67,8 +70,16 @@ struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        if let Ok(mut q) = self.running.queries.lock() {
-            q.remove(&self.qid);
+        let mut queries = self
+            .running
+            .queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = queries.get_mut(&self.qid) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                queries.remove(&self.qid);
+            }
         }
     }
 }
@@ -252,5 +263,24 @@ impl Drop for QueryStream {
             rows_per_sec = (rows as f64 / secs) as u64,
             "query finished"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_run_twice_is_cancelled_as_one_and_forgotten_when_both_end() {
+        let running = Arc::new(Running::default());
+        let first = running.register("q1");
+        let second = running.register("q1");
+        assert!(running.cancel("q1"));
+        assert!(first.token.is_cancelled() && second.token.is_cancelled());
+        drop(first);
+        assert!(running.cancel("q1"), "still running once");
+        drop(second);
+        assert!(!running.cancel("q1"));
+        assert!(!running.cancel("never-ran"));
     }
 }
