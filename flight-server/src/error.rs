@@ -153,3 +153,17 @@ pub(crate) fn datafusion_status(e: &DataFusionError, request_id: &str) -> Status
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Arrow and Flight failures in Bund's own code (building metadata batches, encoding
+/// schemas) are bugs.
+impl From<ArrowError> for Error {
+    fn from(e: ArrowError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<arrow_flight::error::FlightError> for Error {
+    fn from(e: arrow_flight::error::FlightError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}

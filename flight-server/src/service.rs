@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::sql::metadata::{GetCatalogsBuilder, GetDbSchemasBuilder, GetTablesBuilder};
+use arrow_flight::sql::metadata::{GetDbSchemasBuilder, GetTablesBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
@@ -107,10 +107,9 @@ fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes> {
 fn encode_params(batch: &RecordBatch) -> Result<String> {
     let mut buf = Vec::new();
     {
-        let mut w = StreamWriter::try_new(&mut buf, batch.schema_ref())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        w.write(batch).map_err(|e| Error::Internal(e.to_string()))?;
-        w.finish().map_err(|e| Error::Internal(e.to_string()))?;
+        let mut w = StreamWriter::try_new(&mut buf, batch.schema_ref())?;
+        w.write(batch)?;
+        w.finish()?;
     }
     Ok(STANDARD.encode(buf))
 }
@@ -119,8 +118,7 @@ fn decode_params(encoded: &str) -> Result<RecordBatch> {
     let bytes = STANDARD
         .decode(encoded)
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
     match reader.next() {
         Some(Ok(b)) => Ok(b),
         _ => Err(Error::Internal(
@@ -155,6 +153,14 @@ fn batch_stream(schema: SchemaRef, batch: RecordBatch) -> FlightDataStream {
         ))
         .map_err(|e| Status::internal(format!("encoding metadata: {e}")));
     Box::pin(stream)
+}
+
+/// An empty result with the given schema (Bund declares no keys).
+fn empty(schema: &SchemaRef) -> (SchemaRef, RecordBatch) {
+    (
+        Arc::clone(schema),
+        RecordBatch::new_empty(Arc::clone(schema)),
+    )
 }
 
 impl BundService {
@@ -237,16 +243,37 @@ impl BundService {
         flight_info(&planned.schema, ticket, descriptor)
     }
 
-    /// A FlightInfo for a metadata command: the ticket is the command itself.
-    fn metadata_info(
+    /// GetFlightInfo of a metadata command: the ticket is the command itself (it carries
+    /// nothing secret; DoGet authenticates again).
+    async fn metadata_info(
         &self,
-        metadata: &MetadataMap,
+        method: &'static str,
+        request: Request<FlightDescriptor>,
         schema: &Schema,
         command: Any,
-        descriptor: FlightDescriptor,
-    ) -> Result<FlightInfo> {
-        self.principal(metadata)?;
-        flight_info(schema, command.encode_to_vec(), descriptor)
+    ) -> Result<Response<FlightInfo>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            flight_info(schema, command.encode_to_vec(), request.into_inner()).map(Response::new)
+        };
+        traced(method, fut, &rid).await
+    }
+
+    /// DoGet of a metadata command: one batch, built once the caller is authenticated.
+    async fn metadata_get(
+        &self,
+        method: &'static str,
+        request: Request<Ticket>,
+        build: impl FnOnce(&Self) -> Result<(SchemaRef, RecordBatch)> + Send,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        let rid = new_request_id();
+        let fut = async {
+            self.principal(request.metadata())?;
+            let (schema, batch) = build(self)?;
+            Ok(Response::new(batch_stream(schema, batch)))
+        };
+        traced(method, fut, &rid).await
     }
 
     fn tables_batch(&self, query: CommandGetTables) -> Result<(SchemaRef, RecordBatch)> {
@@ -267,21 +294,15 @@ impl BundService {
                         .with_data_type(bund_planner::client_type(f.data_type()))
                 })
                 .collect();
-            builder
-                .append(
-                    BUND_CATALOG,
-                    &d.schema,
-                    &d.name,
-                    table_type,
-                    &Schema::new(fields),
-                )
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            builder.append(
+                BUND_CATALOG,
+                &d.schema,
+                &d.name,
+                table_type,
+                &Schema::new(fields),
+            )?;
         }
-        let schema = builder.schema();
-        let batch = builder
-            .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok((schema, batch))
+        Ok((builder.schema(), builder.build()?))
     }
 
     fn schemas_batch(&self, query: CommandGetDbSchemas) -> Result<(SchemaRef, RecordBatch)> {
@@ -289,11 +310,7 @@ impl BundService {
         for name in self.engine().catalog().schema_names() {
             builder.append(BUND_CATALOG, name);
         }
-        let schema = builder.schema();
-        let batch = builder
-            .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok((schema, batch))
+        Ok((builder.schema(), builder.build()?))
     }
 
     fn cancel(&self, info: &FlightInfo, principal: &Principal) -> CancelStatus {
@@ -430,18 +447,9 @@ impl FlightSqlService for BundService {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            let schema = query.into_builder().schema();
-            self.metadata_info(
-                request.metadata(),
-                &schema,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(Catalogs)", fut, &rid).await
+        let schema = query.into_builder().schema();
+        self.metadata_info("GetFlightInfo(Catalogs)", request, &schema, query.as_any())
+            .await
     }
 
     async fn get_flight_info_schemas(
@@ -449,18 +457,9 @@ impl FlightSqlService for BundService {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            let schema = query.clone().into_builder().schema();
-            self.metadata_info(
-                request.metadata(),
-                &schema,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(DbSchemas)", fut, &rid).await
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info("GetFlightInfo(DbSchemas)", request, &schema, query.as_any())
+            .await
     }
 
     async fn get_flight_info_tables(
@@ -468,18 +467,9 @@ impl FlightSqlService for BundService {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            let schema = query.clone().into_builder().schema();
-            self.metadata_info(
-                request.metadata(),
-                &schema,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(Tables)", fut, &rid).await
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info("GetFlightInfo(Tables)", request, &schema, query.as_any())
+            .await
     }
 
     async fn get_flight_info_table_types(
@@ -487,18 +477,14 @@ impl FlightSqlService for BundService {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            let schema = query.into_builder().schema();
-            self.metadata_info(
-                request.metadata(),
-                &schema,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(TableTypes)", fut, &rid).await
+        let schema = query.into_builder().schema();
+        self.metadata_info(
+            "GetFlightInfo(TableTypes)",
+            request,
+            &schema,
+            query.as_any(),
+        )
+        .await
     }
 
     async fn get_flight_info_sql_info(
@@ -506,18 +492,9 @@ impl FlightSqlService for BundService {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            let schema = query.clone().into_builder(&SQL_INFO).schema();
-            self.metadata_info(
-                request.metadata(),
-                &schema,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(SqlInfo)", fut, &rid).await
+        let schema = query.clone().into_builder(&SQL_INFO).schema();
+        self.metadata_info("GetFlightInfo(SqlInfo)", request, &schema, query.as_any())
+            .await
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -525,18 +502,14 @@ impl FlightSqlService for BundService {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            let schema = query.into_builder(&XDBC_TYPES).schema();
-            self.metadata_info(
-                request.metadata(),
-                &schema,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(XdbcTypeInfo)", fut, &rid).await
+        let schema = query.into_builder(&XDBC_TYPES).schema();
+        self.metadata_info(
+            "GetFlightInfo(XdbcTypeInfo)",
+            request,
+            &schema,
+            query.as_any(),
+        )
+        .await
     }
 
     async fn get_flight_info_primary_keys(
@@ -544,17 +517,13 @@ impl FlightSqlService for BundService {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.metadata_info(
-                request.metadata(),
-                &PRIMARY_KEYS_SCHEMA,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(PrimaryKeys)", fut, &rid).await
+        self.metadata_info(
+            "GetFlightInfo(PrimaryKeys)",
+            request,
+            &PRIMARY_KEYS_SCHEMA,
+            query.as_any(),
+        )
+        .await
     }
 
     async fn get_flight_info_exported_keys(
@@ -562,17 +531,13 @@ impl FlightSqlService for BundService {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.metadata_info(
-                request.metadata(),
-                &FOREIGN_KEYS_SCHEMA,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(ExportedKeys)", fut, &rid).await
+        self.metadata_info(
+            "GetFlightInfo(ExportedKeys)",
+            request,
+            &FOREIGN_KEYS_SCHEMA,
+            query.as_any(),
+        )
+        .await
     }
 
     async fn get_flight_info_imported_keys(
@@ -580,17 +545,13 @@ impl FlightSqlService for BundService {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.metadata_info(
-                request.metadata(),
-                &FOREIGN_KEYS_SCHEMA,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(ImportedKeys)", fut, &rid).await
+        self.metadata_info(
+            "GetFlightInfo(ImportedKeys)",
+            request,
+            &FOREIGN_KEYS_SCHEMA,
+            query.as_any(),
+        )
+        .await
     }
 
     async fn get_flight_info_cross_reference(
@@ -598,17 +559,13 @@ impl FlightSqlService for BundService {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.metadata_info(
-                request.metadata(),
-                &FOREIGN_KEYS_SCHEMA,
-                query.as_any(),
-                request.get_ref().clone(),
-            )
-            .map(Response::new)
-        };
-        traced("GetFlightInfo(CrossReference)", fut, &rid).await
+        self.metadata_info(
+            "GetFlightInfo(CrossReference)",
+            request,
+            &FOREIGN_KEYS_SCHEMA,
+            query.as_any(),
+        )
+        .await
     }
 
     async fn do_get_statement(
@@ -654,18 +611,12 @@ impl FlightSqlService for BundService {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let mut builder: GetCatalogsBuilder = query.into_builder();
+        self.metadata_get("DoGet(Catalogs)", request, |_| {
+            let mut builder = query.into_builder();
             builder.append(BUND_CATALOG);
-            let schema = builder.schema();
-            let batch = builder
-                .build()
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
-        };
-        traced("DoGet(Catalogs)", fut, &rid).await
+            Ok((builder.schema(), builder.build()?))
+        })
+        .await
     }
 
     async fn do_get_schemas(
@@ -673,13 +624,8 @@ impl FlightSqlService for BundService {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let (schema, batch) = self.schemas_batch(query)?;
-            Ok(Response::new(batch_stream(schema, batch)))
-        };
-        traced("DoGet(DbSchemas)", fut, &rid).await
+        self.metadata_get("DoGet(DbSchemas)", request, |s| s.schemas_batch(query))
+            .await
     }
 
     async fn do_get_tables(
@@ -687,13 +633,8 @@ impl FlightSqlService for BundService {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let (schema, batch) = self.tables_batch(query)?;
-            Ok(Response::new(batch_stream(schema, batch)))
-        };
-        traced("DoGet(Tables)", fut, &rid).await
+        self.metadata_get("DoGet(Tables)", request, |s| s.tables_batch(query))
+            .await
     }
 
     async fn do_get_table_types(
@@ -701,20 +642,14 @@ impl FlightSqlService for BundService {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
+        self.metadata_get("DoGet(TableTypes)", request, |_| {
             let mut builder = query.into_builder();
             for t in TABLE_TYPES {
                 builder.append(t);
             }
-            let schema = builder.schema();
-            let batch = builder
-                .build()
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
-        };
-        traced("DoGet(TableTypes)", fut, &rid).await
+            Ok((builder.schema(), builder.build()?))
+        })
+        .await
     }
 
     async fn do_get_sql_info(
@@ -722,17 +657,11 @@ impl FlightSqlService for BundService {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
+        self.metadata_get("DoGet(SqlInfo)", request, |_| {
             let builder = query.into_builder(&SQL_INFO);
-            let schema = builder.schema();
-            let batch = builder
-                .build()
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
-        };
-        traced("DoGet(SqlInfo)", fut, &rid).await
+            Ok((builder.schema(), builder.build()?))
+        })
+        .await
     }
 
     async fn do_get_xdbc_type_info(
@@ -740,17 +669,11 @@ impl FlightSqlService for BundService {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
+        self.metadata_get("DoGet(XdbcTypeInfo)", request, |_| {
             let builder = query.into_builder(&XDBC_TYPES);
-            let schema = builder.schema();
-            let batch = builder
-                .build()
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
-        };
-        traced("DoGet(XdbcTypeInfo)", fut, &rid).await
+            Ok((builder.schema(), builder.build()?))
+        })
+        .await
     }
 
     async fn do_get_primary_keys(
@@ -758,16 +681,10 @@ impl FlightSqlService for BundService {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let schema = Arc::clone(&PRIMARY_KEYS_SCHEMA);
-            Ok(Response::new(batch_stream(
-                Arc::clone(&schema),
-                RecordBatch::new_empty(schema),
-            )))
-        };
-        traced("DoGet(PrimaryKeys)", fut, &rid).await
+        self.metadata_get("DoGet(PrimaryKeys)", request, |_| {
+            Ok(empty(&PRIMARY_KEYS_SCHEMA))
+        })
+        .await
     }
 
     async fn do_get_exported_keys(
@@ -775,16 +692,10 @@ impl FlightSqlService for BundService {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let schema = Arc::clone(&FOREIGN_KEYS_SCHEMA);
-            Ok(Response::new(batch_stream(
-                Arc::clone(&schema),
-                RecordBatch::new_empty(schema),
-            )))
-        };
-        traced("DoGet(ExportedKeys)", fut, &rid).await
+        self.metadata_get("DoGet(ExportedKeys)", request, |_| {
+            Ok(empty(&FOREIGN_KEYS_SCHEMA))
+        })
+        .await
     }
 
     async fn do_get_imported_keys(
@@ -792,16 +703,10 @@ impl FlightSqlService for BundService {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let schema = Arc::clone(&FOREIGN_KEYS_SCHEMA);
-            Ok(Response::new(batch_stream(
-                Arc::clone(&schema),
-                RecordBatch::new_empty(schema),
-            )))
-        };
-        traced("DoGet(ImportedKeys)", fut, &rid).await
+        self.metadata_get("DoGet(ImportedKeys)", request, |_| {
+            Ok(empty(&FOREIGN_KEYS_SCHEMA))
+        })
+        .await
     }
 
     async fn do_get_cross_reference(
@@ -809,16 +714,10 @@ impl FlightSqlService for BundService {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        let rid = new_request_id();
-        let fut = async {
-            self.principal(request.metadata())?;
-            let schema = Arc::clone(&FOREIGN_KEYS_SCHEMA);
-            Ok(Response::new(batch_stream(
-                Arc::clone(&schema),
-                RecordBatch::new_empty(schema),
-            )))
-        };
-        traced("DoGet(CrossReference)", fut, &rid).await
+        self.metadata_get("DoGet(CrossReference)", request, |_| {
+            Ok(empty(&FOREIGN_KEYS_SCHEMA))
+        })
+        .await
     }
 
     async fn do_action_create_prepared_statement(
