@@ -127,10 +127,36 @@ else
     jar_ok || { log "maven did not produce a usable $JAR"; exit 1; }
 fi
 
+# ---------------------------------------------------------------- S3-compatible storage
+# SeaweedFS (Apache-2.0), a real S3-compatible object store, for the s3:// source tests.
+# Built from the Go module proxy: its go.mod has replace directives, so `go install` refuses
+# it; download the module and build it as the main module instead (about 4 min cold).
+WEED_VERSION="${BUND_WEED_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
+WEED="$BUND_CACHE/bin/weed-$WEED_VERSION"
+if [ -x "$WEED" ] && "$WEED" version >/dev/null 2>&1; then
+    log "SeaweedFS ok: $WEED"
+else
+    command -v go >/dev/null 2>&1 || apt_install golang-go
+    log "building SeaweedFS $WEED_VERSION (go build)"
+    src="$(go mod download -json "github.com/seaweedfs/seaweedfs@$WEED_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [ -d "$src" ] || { log "go mod download of seaweedfs failed"; exit 1; }
+    work="$(mktemp -d)"
+    cp -r "$src/." "$work" && chmod -R u+w "$work"
+    mkdir -p "$BUND_CACHE/bin"
+    if ! (cd "$work" && go build -o "$WEED" ./weed) >"$BUND_CACHE/weed-build.log" 2>&1; then
+        cat "$BUND_CACHE/weed-build.log" >&2
+        rm -rf "$work"
+        log "go build of seaweedfs failed (see above)"
+        exit 1
+    fi
+    rm -rf "$work"
+fi
+
 # ---------------------------------------------------------------- env.sh
 cat >"$BUND_CACHE/env.sh" <<EOF
 # written by scripts/test-deps.sh
 export BUND_TEST_PYTHON="$VPY"
 export BUND_TEST_JDBC_JAR="$JAR"
+export BUND_TEST_WEED="$WEED"
 EOF
 cat "$BUND_CACHE/env.sh" | grep '^export'

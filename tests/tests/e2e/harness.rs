@@ -47,6 +47,14 @@ pub(crate) fn bund_bin() -> PathBuf {
     bin
 }
 
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bund-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -92,12 +100,17 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start_with(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    pub(crate) fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(bund_bin())
             .args(["serve", "--flight-addr", "127.0.0.1:0", "--config"])
             .arg(config)
             .arg("--data-dir")
             .arg(example_data())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -8,3 +8,4 @@ mod check;
 mod clients;
 mod flight;
 mod harness;
+mod s3;
