@@ -188,16 +188,20 @@ impl Catalog {
                 }
             }
         }
-        let runtime = RuntimeEnvBuilder::new().build_arc().map_err(|e| {
-            let mut errs = ConfigErrors::default();
-            errs.push(
-                &catalog_path,
-                "",
-                "",
-                format!("cannot start the query runtime: {e}"),
-            );
-            Error::Invalid(errs)
-        })?;
+        let memory_limit = usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(memory_limit, 1.0)
+            .build_arc()
+            .map_err(|e| {
+                let mut errs = ConfigErrors::default();
+                errs.push(
+                    &catalog_path,
+                    "",
+                    "",
+                    format!("cannot start the query runtime: {e}"),
+                );
+                Error::Invalid(errs)
+            })?;
         for (url, store) in stores {
             runtime.register_object_store(&url, store);
         }

@@ -134,4 +134,5 @@ pub(crate) struct RawServerFile {
     pub(crate) session_ttl_secs: Option<u64>,
     pub(crate) ticket_ttl_secs: Option<u64>,
     pub(crate) prepared_ttl_secs: Option<u64>,
+    pub(crate) memory_limit_mb: Option<u64>,
 }

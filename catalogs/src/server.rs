@@ -19,6 +19,20 @@ pub struct ServerSettings {
     pub ticket_ttl: Duration,
     /// Lifetime of a prepared-statement handle.
     pub prepared_ttl: Duration,
+    /// Memory all running queries may hold together; sorts and aggregations spill to disk
+    /// past it, and a query that cannot is refused with ResourceExhausted instead of the
+    /// process running out of memory.
+    pub memory_limit_bytes: u64,
+}
+
+/// Half of the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
+fn default_memory_limit() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 impl Default for ServerSettings {
@@ -30,6 +44,7 @@ impl Default for ServerSettings {
             session_ttl: Duration::from_secs(8 * 3600),
             ticket_ttl: Duration::from_secs(600),
             prepared_ttl: Duration::from_secs(12 * 3600),
+            memory_limit_bytes: default_memory_limit(),
         }
     }
 }
@@ -66,6 +81,11 @@ impl ServerSettings {
             } else {
                 settings.max_concurrent_queries = n;
             }
+        }
+        match raw.memory_limit_mb {
+            Some(0) => errors.push(path, "", "memory_limit_mb", "must be at least 1"),
+            Some(mb) => settings.memory_limit_bytes = mb.saturating_mul(1 << 20),
+            None => {}
         }
         settings.queue_timeout = secs(
             raw.queue_timeout_secs,

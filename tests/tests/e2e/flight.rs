@@ -734,3 +734,26 @@ async fn concurrent_clients_stream_independently_while_others_fail() {
         assert_eq!(t.await.unwrap() as u64, RESIDENTS);
     }
 }
+
+#[tokio::test]
+async fn a_query_past_the_memory_limit_is_refused_and_the_server_goes_on() {
+    let config = example_config("tiny-memory", Some("memory_limit_mb = 1\n"));
+    let server = Server::start_with(&config);
+    let mut c = server.login("admin").await;
+    let err = c
+        .query("SELECT a.name, b.id_card, count(*) FROM police.residents a CROSS JOIN police.residents b GROUP BY a.name, b.id_card")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    assert!(
+        err.message().contains("more memory than the server allows"),
+        "{err}"
+    );
+    // Sorts spill to disk instead of failing.
+    let b = c.query("SELECT a.id_card FROM police.residents a CROSS JOIN police.residents b ORDER BY b.name, a.id_card LIMIT 2").await.unwrap();
+    assert_eq!(row_count(&b), 2);
+    assert_eq!(
+        column_strings(&c.query("SELECT 5").await.unwrap(), 0),
+        vec!["5"]
+    );
+}
