@@ -206,11 +206,12 @@ impl Catalog {
             runtime.register_object_store(&url, store);
         }
 
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(session_config())
             .with_runtime_env(Arc::clone(&runtime))
             .with_default_features()
             .build();
+        bund_udfs::register_all(&mut state);
 
         let mut bureaus = Vec::new();
         let mut datasets = Vec::new();

@@ -65,11 +65,12 @@ pub fn client_type(dt: &DataType) -> DataType {
 
 impl Engine {
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        let base = SessionStateBuilder::new()
+        let mut base = SessionStateBuilder::new()
             .with_config(session_config())
             .with_runtime_env(catalog.runtime())
             .with_default_features()
             .build();
+        bund_udfs::register_all(&mut base);
         base.catalog_list()
             .register_catalog(BUND_CATALOG.to_string(), catalog.catalog_provider());
         Self { catalog, base }

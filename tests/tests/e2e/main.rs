@@ -9,3 +9,4 @@ mod clients;
 mod flight;
 mod harness;
 mod s3;
+mod udfs;

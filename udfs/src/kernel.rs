@@ -1,0 +1,248 @@
+//! Plumbing shared by every function: signatures, constant parameters, and running a
+//! per-string kernel over a scalar or an array of any of Arrow's three string types.
+//!
+//! Scalars go through the array path as one-row arrays, so every kernel has exactly one
+//! implementation; the cost is one tiny array per call, not per row.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, GenericStringBuilder, OffsetSizeTrait,
+    PrimitiveBuilder, StringViewBuilder,
+};
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
+use datafusion::common::types::{NativeType, logical_boolean, logical_int64, logical_string};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::{Coercion, ColumnarValue, TypeSignature, TypeSignatureClass};
+
+/// A string argument of any string type, kept as it is (Utf8, LargeUtf8 or Utf8View).
+pub(crate) fn string() -> Coercion {
+    Coercion::new_exact(TypeSignatureClass::Native(logical_string()))
+}
+
+/// An integer argument, widened to Int64.
+pub(crate) fn int64() -> Coercion {
+    Coercion::new_implicit(
+        TypeSignatureClass::Native(logical_int64()),
+        vec![TypeSignatureClass::Integer],
+        NativeType::Int64,
+    )
+}
+
+/// A boolean argument.
+pub(crate) fn boolean() -> Coercion {
+    Coercion::new_exact(TypeSignatureClass::Native(logical_boolean()))
+}
+
+/// One accepted argument list.
+pub(crate) fn args(coercions: Vec<Coercion>) -> TypeSignature {
+    TypeSignature::Coercible(coercions)
+}
+
+/// The return type of a function whose result has its first argument's string type.
+pub(crate) fn same_string_type(name: &str, arg_types: &[DataType]) -> Result<DataType> {
+    match arg_types.first() {
+        Some(dt @ (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)) => Ok(dt.clone()),
+        other => datafusion::common::plan_err!(
+            "{name} expects a string as its first argument, got {other:?}"
+        ),
+    }
+}
+
+/// A constant parameter of a function (`head`, `style`, …): the value, or `None` when the
+/// parameter is NULL, which makes every row NULL.
+pub(crate) fn constant<'a>(
+    name: &str,
+    param: &str,
+    arg: &'a ColumnarValue,
+) -> Result<Option<&'a ScalarValue>> {
+    match arg {
+        ColumnarValue::Scalar(v) if v.is_null() => Ok(None),
+        ColumnarValue::Scalar(v) => Ok(Some(v)),
+        ColumnarValue::Array(_) => {
+            exec_err!("{name}: {param} must be a constant, not a column")
+        }
+    }
+}
+
+/// A constant non-negative count parameter (`head`, `tail`).
+pub(crate) fn count_param(name: &str, param: &str, arg: &ColumnarValue) -> Result<Option<usize>> {
+    match constant(name, param, arg)? {
+        None => Ok(None),
+        Some(ScalarValue::Int64(Some(n))) => match usize::try_from(*n) {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => exec_err!("{name}: {param} must not be negative, got {n}"),
+        },
+        Some(other) => exec_err!("{name}: {param} must be an integer, got {other:?}"),
+    }
+}
+
+/// A constant string parameter (`style`, `lang`, `mask_char`).
+pub(crate) fn str_param<'a>(
+    name: &str,
+    param: &str,
+    arg: &'a ColumnarValue,
+) -> Result<Option<&'a str>> {
+    match constant(name, param, arg)? {
+        None => Ok(None),
+        Some(v) => match v.try_as_str() {
+            Some(s) => Ok(s),
+            None => exec_err!("{name}: {param} must be a string, got {v:?}"),
+        },
+    }
+}
+
+/// A constant boolean parameter (`strict`).
+pub(crate) fn bool_param(name: &str, param: &str, arg: &ColumnarValue) -> Result<Option<bool>> {
+    match constant(name, param, arg)? {
+        None => Ok(None),
+        Some(ScalarValue::Boolean(b)) => Ok(*b),
+        Some(other) => exec_err!("{name}: {param} must be a boolean, got {other:?}"),
+    }
+}
+
+/// A result that is NULL on every row, of `return_type`.
+pub(crate) fn all_null(return_type: &DataType) -> Result<ColumnarValue> {
+    Ok(ColumnarValue::Scalar(ScalarValue::try_from(return_type)?))
+}
+
+/// Runs `body` on the array form of `input` and gives back a scalar for a scalar input.
+fn on_array(
+    input: &ColumnarValue,
+    body: impl FnOnce(&ArrayRef) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    match input {
+        ColumnarValue::Array(array) => Ok(ColumnarValue::Array(body(array)?)),
+        ColumnarValue::Scalar(scalar) => {
+            let out = body(&scalar.to_array_of_size(1)?)?;
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+        }
+    }
+}
+
+/// Calls `f` on every row of a string array of any string type.
+fn for_each_str(name: &str, array: &ArrayRef, f: impl FnMut(Option<&str>)) -> Result<()> {
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().for_each(f),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(f),
+        DataType::Utf8View => array.as_string_view().iter().for_each(f),
+        other => return exec_err!("{name}: expected a string argument, got {other}"),
+    }
+    Ok(())
+}
+
+/// Maps every non-NULL string through `kernel` into a result of the input's string type.
+///
+/// `kernel` writes the output into the scratch `String` it is given (cleared before each
+/// row, allocated once per batch) and returns `false` for a NULL result.
+pub(crate) fn map_strings(
+    name: &str,
+    input: &ColumnarValue,
+    kernel: impl FnMut(&str, &mut String) -> bool,
+) -> Result<ColumnarValue> {
+    on_array(input, |array| {
+        let rows = array.len();
+        match array.data_type() {
+            DataType::Utf8View => {
+                fill_strings(name, array, StringViewBuilder::with_capacity(rows), kernel)
+            }
+            DataType::LargeUtf8 => {
+                let bytes = array.as_string::<i64>().values().len();
+                let builder = GenericStringBuilder::<i64>::with_capacity(rows, bytes);
+                fill_strings(name, array, builder, kernel)
+            }
+            _ => {
+                let bytes = array.as_string_opt::<i32>().map_or(0, |a| a.values().len());
+                let builder = GenericStringBuilder::<i32>::with_capacity(rows, bytes);
+                fill_strings(name, array, builder, kernel)
+            }
+        }
+    })
+}
+
+fn fill_strings<B: StringSink>(
+    name: &str,
+    array: &ArrayRef,
+    mut builder: B,
+    mut kernel: impl FnMut(&str, &mut String) -> bool,
+) -> Result<ArrayRef> {
+    let mut scratch = String::new();
+    for_each_str(name, array, |s| match s {
+        Some(s) => {
+            scratch.clear();
+            let value = kernel(s, &mut scratch).then_some(scratch.as_str());
+            builder.put(value);
+        }
+        None => builder.put(None),
+    })?;
+    Ok(builder.finish_array())
+}
+
+/// An Arrow string builder of any of the three string types.
+trait StringSink {
+    fn put(&mut self, value: Option<&str>);
+    fn finish_array(self) -> ArrayRef;
+}
+
+impl<O: OffsetSizeTrait> StringSink for GenericStringBuilder<O> {
+    fn put(&mut self, value: Option<&str>) {
+        self.append_option(value);
+    }
+    fn finish_array(mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+impl StringSink for StringViewBuilder {
+    fn put(&mut self, value: Option<&str>) {
+        self.append_option(value);
+    }
+    fn finish_array(mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+/// An Arrow builder that takes optional values of `T`.
+pub(crate) trait Sink<T> {
+    fn with_rows(rows: usize) -> Self;
+    fn push(&mut self, value: Option<T>);
+    fn finish_array(self) -> ArrayRef;
+}
+
+impl Sink<bool> for BooleanBuilder {
+    fn with_rows(rows: usize) -> Self {
+        BooleanBuilder::with_capacity(rows)
+    }
+    fn push(&mut self, value: Option<bool>) {
+        self.append_option(value);
+    }
+    fn finish_array(mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+impl<P: ArrowPrimitiveType> Sink<P::Native> for PrimitiveBuilder<P> {
+    fn with_rows(rows: usize) -> Self {
+        PrimitiveBuilder::with_capacity(rows)
+    }
+    fn push(&mut self, value: Option<P::Native>) {
+        self.append_option(value);
+    }
+    fn finish_array(mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+/// Maps every non-NULL string through `kernel` into an array built by `B` (a boolean or
+/// primitive builder); `kernel` returns `None` for a NULL result.
+pub(crate) fn map_to<T, B: Sink<T>>(
+    name: &str,
+    input: &ColumnarValue,
+    mut kernel: impl FnMut(&str) -> Option<T>,
+) -> Result<ColumnarValue> {
+    on_array(input, |array| {
+        let mut builder = B::with_rows(array.len());
+        for_each_str(name, array, |s| builder.push(s.and_then(&mut kernel)))?;
+        Ok(builder.finish_array())
+    })
+}
