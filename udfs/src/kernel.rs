@@ -11,7 +11,9 @@ use datafusion::arrow::array::{
     PrimitiveBuilder, StringViewBuilder,
 };
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
-use datafusion::common::types::{NativeType, logical_boolean, logical_int64, logical_string};
+use datafusion::common::types::{
+    NativeType, logical_boolean, logical_date, logical_float64, logical_int64, logical_string,
+};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{Coercion, ColumnarValue, TypeSignature, TypeSignatureClass};
 
@@ -26,6 +28,27 @@ pub(crate) fn int64() -> Coercion {
         TypeSignatureClass::Native(logical_int64()),
         vec![TypeSignatureClass::Integer],
         NativeType::Int64,
+    )
+}
+
+/// A number of any numeric type, widened to Float64 (coordinates, distances).
+pub(crate) fn float64() -> Coercion {
+    Coercion::new_implicit(
+        TypeSignatureClass::Native(logical_float64()),
+        vec![TypeSignatureClass::Numeric],
+        NativeType::Float64,
+    )
+}
+
+/// A date (Date32 or Date64, kept); a timestamp or a string is cast to Date32.
+pub(crate) fn date() -> Coercion {
+    Coercion::new_implicit(
+        TypeSignatureClass::Native(logical_date()),
+        vec![
+            TypeSignatureClass::Timestamp,
+            TypeSignatureClass::Native(logical_string()),
+        ],
+        NativeType::Date,
     )
 }
 
@@ -120,8 +143,28 @@ fn on_array(
     }
 }
 
+/// Runs `body` on the array forms of `args` (scalars repeated to the arrays' length) and
+/// gives back a scalar when every argument is a scalar.
+pub(crate) fn on_arrays(
+    args: &[ColumnarValue],
+    body: impl FnOnce(&[ArrayRef]) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let out = body(&arrays)?;
+    if all_scalar {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
 /// Calls `f` on every row of a string array of any string type.
-fn for_each_str(name: &str, array: &ArrayRef, f: impl FnMut(Option<&str>)) -> Result<()> {
+pub(crate) fn for_each_str(
+    name: &str,
+    array: &ArrayRef,
+    f: impl FnMut(Option<&str>),
+) -> Result<()> {
     match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>().iter().for_each(f),
         DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(f),

@@ -21,7 +21,10 @@ pub(crate) fn arr(dt: &DataType, values: &[Option<&str>]) -> ColumnarValue {
 }
 
 /// Calls `f` the way DataFusion's physical planner does.
-pub(crate) fn invoke(f: &impl ScalarUDFImpl, args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
+pub(crate) fn invoke(
+    f: &(impl ScalarUDFImpl + ?Sized),
+    args: Vec<ColumnarValue>,
+) -> Result<ColumnarValue> {
     let arg_fields: Vec<_> = args
         .iter()
         .enumerate()
@@ -77,7 +80,9 @@ pub(crate) fn assert_strings(out: &ColumnarValue, expected: &[Option<&str>]) {
 /// `NULL`), with every Bund function registered.
 pub(crate) async fn sql_value(sql: &str) -> Result<String> {
     let ctx = SessionContext::new();
-    for udf in crate::all() {
+    let mut secrets = crate::SecretStore::new();
+    secrets.insert("test_key", b"a key for tests".to_vec());
+    for udf in crate::all(&Arc::new(secrets)) {
         ctx.register_udf(udf.as_ref().clone());
     }
     let batches = ctx.sql(sql).await?.collect().await?;

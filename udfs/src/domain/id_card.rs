@@ -76,9 +76,20 @@ pub fn check_char(first17: &[u8]) -> Option<u8> {
     Some(CHECK_CHARS[(sum % 11) as usize])
 }
 
+/// [`PROVINCES`] as a bit set over 0..100.
+const PROVINCE_BITS: u128 = {
+    let mut bits = 0u128;
+    let mut i = 0;
+    while i < PROVINCES.len() {
+        bits |= 1 << PROVINCES[i];
+        i += 1;
+    }
+    bits
+};
+
 /// Whether `prefix` (the first two digits as a number) is a GB/T 2260 province.
 pub fn is_province(prefix: u32) -> bool {
-    PROVINCES.iter().any(|&p| u32::from(p) == prefix)
+    prefix < 100 && PROVINCE_BITS & (1 << prefix) != 0
 }
 
 /// Checks an 18-character number; `today` is the current date in days since 1970-01-01
@@ -249,6 +260,14 @@ mod tests {
     fn standard_example_has_check_x() {
         assert_eq!(check_char(b"11010519491231002"), Some(b'X'));
         assert!(is_valid("11010519491231002X", days_from_civil(2025, 6, 30)));
+    }
+
+    #[test]
+    fn province_set_is_the_table() {
+        for prefix in 0..1000 {
+            let listed = PROVINCES.iter().any(|&p| u32::from(p) == prefix);
+            assert_eq!(is_province(prefix), listed, "{prefix}");
+        }
     }
 
     #[test]

@@ -191,9 +191,24 @@ impl Invalid {
     }
 }
 
+/// Each byte's value in [`ALPHABET`], or `NOT_IN_ALPHABET`.
+const VALUES: [u8; 256] = {
+    let mut values = [NOT_IN_ALPHABET; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        values[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    values
+};
+const NOT_IN_ALPHABET: u8 = u8::MAX;
+
 /// The value of a code character, `None` outside [`ALPHABET`].
 pub fn value(c: u8) -> Option<u32> {
-    ALPHABET.iter().position(|&a| a == c).map(|i| i as u32)
+    match VALUES[usize::from(c)] {
+        NOT_IN_ALPHABET => None,
+        v => Some(u32::from(v)),
+    }
 }
 
 /// The check character for the first 17 characters, or `None` unless `first17` is exactly 17
@@ -379,6 +394,14 @@ mod tests {
         assert_eq!(entity_type("B1310000MA1FL2B37A"), None);
         assert!(is_personal("92310106MA1JT8QX1Q"));
         assert!(!is_personal("91310000MA1FL2B37C"));
+    }
+
+    #[test]
+    fn values_are_alphabet_positions() {
+        for c in 0..=u8::MAX {
+            let position = ALPHABET.iter().position(|&a| a == c).map(|i| i as u32);
+            assert_eq!(value(c), position, "{c}");
+        }
     }
 
     #[test]

@@ -17,13 +17,15 @@ use crate::kernel::{self, string};
 /// number that passes every check but "not born after today", or an old 15-digit one
 /// upgraded (on the stack, no allocation). `None` otherwise.
 pub(crate) fn with_well_formed<T>(s: &str, f: impl FnOnce(&str) -> Option<T>) -> Option<T> {
-    let full: [u8; 18] = match s.len() {
-        18 => s.as_bytes().try_into().ok()?,
-        15 => id_card::upgrade15(s)?,
-        _ => return None,
-    };
-    let full = std::str::from_utf8(&full).ok()?;
-    id_card::is_valid(full, i32::MAX).then(|| f(full))?
+    match s.len() {
+        18 => id_card::is_valid(s, i32::MAX).then(|| f(s))?,
+        15 => {
+            let full = id_card::upgrade15(s)?;
+            let full = std::str::from_utf8(&full).ok()?;
+            id_card::is_valid(full, i32::MAX).then(|| f(full))?
+        }
+        _ => None,
+    }
 }
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {

@@ -15,6 +15,18 @@ use crate::kernel::{self, args, int64, string};
 /// one `mask` each. A string no longer than `head + tail` characters is masked entirely, so
 /// a short value is never shown whole.
 pub(crate) fn keep_into(s: &str, head: usize, tail: usize, mask: char, out: &mut String) {
+    // ID and phone numbers are ASCII: characters are bytes, no decoding needed.
+    if s.is_ascii() {
+        let len = s.len();
+        if len <= head.saturating_add(tail) {
+            out.extend(std::iter::repeat_n(mask, len));
+        } else {
+            out.push_str(&s[..head]);
+            out.extend(std::iter::repeat_n(mask, len - head - tail));
+            out.push_str(&s[len - tail..]);
+        }
+        return;
+    }
     let chars = s.chars().count();
     if chars <= head.saturating_add(tail) {
         out.extend(std::iter::repeat_n(mask, chars));

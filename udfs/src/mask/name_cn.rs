@@ -20,6 +20,33 @@ const COMPOUND_SURNAMES: &[&str] = &[
     "軒轅", "鍾離", "單于",
 ];
 
+/// [`COMPOUND_SURNAMES`] as sorted keys of their two characters, so that a name is checked
+/// by a binary search over integers rather than fifty string comparisons.
+static COMPOUND_KEYS: LazyLock<Vec<u64>> = LazyLock::new(|| {
+    let mut keys: Vec<u64> = COMPOUND_SURNAMES
+        .iter()
+        .filter_map(|c| {
+            let mut chars = c.chars();
+            Some(key(chars.next()?, chars.next()?))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys
+});
+
+fn key(first: char, second: char) -> u64 {
+    (u64::from(first) << 32) | u64::from(second)
+}
+
+/// Whether `s` starts with a compound surname.
+fn has_compound_surname(s: &str) -> bool {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) => COMPOUND_KEYS.binary_search(&key(first, second)).is_ok(),
+        _ => false,
+    }
+}
+
 /// Separators between the parts of a transcribed name (阿沛·阿旺晋美).
 const NAME_DOTS: &[char] = &['·', '・', '•', '‧'];
 
@@ -53,7 +80,7 @@ impl Style {
 pub(crate) fn name_into(s: &str, style: Style, out: &mut String) {
     let chars = s.chars().count();
     let dotted = s.contains(NAME_DOTS);
-    let surname = if !dotted && chars > 2 && COMPOUND_SURNAMES.iter().any(|c| s.starts_with(c)) {
+    let surname = if !dotted && chars > 2 && has_compound_surname(s) {
         2
     } else {
         1
@@ -174,6 +201,20 @@ mod tests {
             let style = Style::parse("t", str_field(case, "style")).unwrap();
             let input = str_field(case, "input");
             assert_eq!(masked(input, style), str_field(case, "expected"), "{input}");
+        }
+    }
+
+    #[test]
+    fn every_compound_surname_is_found() {
+        for compound in COMPOUND_SURNAMES {
+            assert!(has_compound_surname(&format!("{compound}某")), "{compound}");
+        }
+        for name in ["张三丰", "欧", "", "欧阳", "欧阴某", "a"] {
+            assert_eq!(
+                has_compound_surname(name),
+                COMPOUND_SURNAMES.iter().any(|c| name.starts_with(c)),
+                "{name}"
+            );
         }
     }
 

@@ -10,10 +10,8 @@ use datafusion::logical_expr::{
 };
 
 use super::keep::keep_into;
+use crate::domain::phone::CHINA_PREFIX;
 use crate::kernel::{self, string};
-
-/// The country code kept in front of a mainland number.
-const CHINA_PREFIX: &str = "+86";
 
 /// Writes `s` masked as a phone number: an optional `+86` kept, then 3 + 4 characters kept.
 pub(crate) fn phone_into(s: &str, out: &mut String) {

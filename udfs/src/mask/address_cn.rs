@@ -1,0 +1,414 @@
+//! `mask_address_cn(s, level)`: a Chinese address cut after its district or its street / town.
+
+use std::sync::LazyLock;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, exec_err};
+use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_STRING;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::kernel::{self, args, string};
+
+/// What stands for the hidden rest, whatever its length: the length of the house number,
+/// building and room is not disclosed.
+pub(crate) const HIDDEN: &str = "****";
+
+/// The longest name of one address unit, in characters (双江拉祜族佤族布朗族傣族自治县 has 15).
+const MAX_UNIT_CHARS: usize = 16;
+
+/// How much of an address is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// Up to the county-level division: 上海市黄浦区.
+    District,
+    /// Also the subdistrict, town or road after it: 上海市黄浦区南京东路.
+    Street,
+}
+
+impl Level {
+    fn parse(name: &str, level: &str) -> Result<Self> {
+        match level {
+            "district" => Ok(Level::District),
+            "street" => Ok(Level::Street),
+            other => {
+                exec_err!("{name}: unknown level {other:?}, expected 'district' or 'street'")
+            }
+        }
+    }
+}
+
+/// The rank of an address unit, from its suffix. Administrative units descend strictly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// 省, 自治区, 特别行政区.
+    Province,
+    /// 市 (a municipality or a prefecture-level city), 自治州, 地区, 盟.
+    City,
+    /// 区, 县, 旗, or a 市 below a city (a county-level city).
+    County,
+    /// 街道, 镇, 乡 (township level) or a road: 路, 街, 大道, 巷.
+    Street,
+}
+
+/// `char::is_numeric`, without its table search for the CJK ideographs that make up most
+/// of an address (none of which is numeric).
+fn is_numeric(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_digit()
+    } else {
+        !('\u{4e00}'..='\u{9fff}').contains(&c) && c.is_numeric()
+    }
+}
+
+/// The first unit of `s`: its length in bytes and its rank. A unit has at least two
+/// characters (the name and the suffix), at most [`MAX_UNIT_CHARS`], and no digit.
+fn next_unit(s: &str) -> Option<(usize, Rank)> {
+    for (n, (i, c)) in s.char_indices().enumerate() {
+        if n >= MAX_UNIT_CHARS || is_numeric(c) {
+            return None;
+        }
+        // Every suffix is a 3-byte CJK character.
+        let end = i + 3;
+        let unit = || &s[..end];
+        let rest = || &s[end..];
+        let rank = match c {
+            '省' => Rank::Province,
+            '区' if unit().ends_with("自治区") || unit().ends_with("特别行政区") => {
+                Rank::Province
+            }
+            '区' if unit().ends_with("地区") => Rank::City,
+            '区' | '县' | '旗' => Rank::County,
+            '市' | '盟' => Rank::City,
+            '州' if unit().ends_with("自治州") => Rank::City,
+            // 街 of 街道 ends its unit at 道.
+            '街' if !rest().starts_with('道') => Rank::Street,
+            '道' if unit().ends_with("街道") || unit().ends_with("大道") => Rank::Street,
+            // A town's name inside a road's (新镇路) is not a town.
+            '镇' | '乡' if !rest().starts_with(['路', '街', '道']) => Rank::Street,
+            '路' | '巷' => Rank::Street,
+            _ => continue,
+        };
+        if n >= 1 {
+            return Some((end, rank));
+        }
+    }
+    None
+}
+
+/// The number of leading bytes of `s` kept at `level`; 0 when no division is recognised.
+///
+/// The district level keeps the administrative units (province, city, county) as long as
+/// they descend; a second county-level unit (小区, 园区) ends them. The street level also
+/// keeps one township or road unit right after a recognised division (and the 街道 of a
+/// subdistrict named after its road).
+pub(crate) fn kept_len(s: &str, level: Level) -> usize {
+    let mut district_end = 0;
+    let mut last: Option<Rank> = None;
+    // The unit that ended the divisions, if any: the street level's candidate.
+    let mut after = None;
+    while let Some((len, rank)) = next_unit(&s[district_end..]) {
+        let rank = match (rank, last) {
+            (Rank::City, Some(Rank::City)) => Rank::County,
+            _ => rank,
+        };
+        if rank == Rank::Street || last.is_some_and(|l| rank <= l) {
+            after = Some((len, rank));
+            break;
+        }
+        district_end += len;
+        last = Some(rank);
+    }
+    if level == Level::District || district_end == 0 {
+        return district_end;
+    }
+    match after {
+        Some((len, Rank::Street)) => {
+            let end = district_end + len;
+            if s[end..].starts_with("街道") && !s[..end].ends_with('街') {
+                end + "街道".len()
+            } else {
+                end
+            }
+        }
+        _ => district_end,
+    }
+}
+
+/// Writes `s` masked as an address: the part kept at `level`, then `****`.
+pub(crate) fn address_into(s: &str, level: Level, out: &mut String) {
+    out.push_str(&s[..kept_len(s, level)]);
+    out.push_str(HIDDEN);
+}
+
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DOC_SECTION_STRING,
+        "Masks a Chinese address, keeping it up to the county-level division (level \
+         'district': province, city and district, 上海市黄浦区) or one unit further (level \
+         'street': the subdistrict, town or road, 上海市黄浦区南京东路), then `****` whatever \
+         the length of the rest. An address whose division is not recognised becomes \
+         `****`. The result has the input's string type; NULL in gives NULL out.",
+        "mask_address_cn(str, level)",
+    )
+    .with_sql_example(
+        r#"```sql
+> SELECT mask_address_cn('上海市黄浦区南京东路100号5楼', 'district');
++--------------------------------------------------------------------+
+| mask_address_cn(Utf8("上海市黄浦区南京东路100号5楼"),Utf8("district")) |
++--------------------------------------------------------------------+
+| 上海市黄浦区****                                                    |
++--------------------------------------------------------------------+
+> SELECT mask_address_cn('上海市浦东新区张江镇祖冲之路100号', 'street');
+-- 上海市浦东新区张江镇****
+```"#,
+    )
+    .with_standard_argument("str", Some("String"))
+    .with_argument("level", "'district' or 'street', a constant.")
+    .build()
+});
+
+/// `mask_address_cn(s, level)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct MaskAddressCnFunc {
+    signature: Signature,
+}
+
+impl Default for MaskAddressCnFunc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MaskAddressCnFunc {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::one_of(
+                vec![args(vec![string(), string()])],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for MaskAddressCnFunc {
+    fn name(&self) -> &str {
+        "mask_address_cn"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        kernel::same_string_type(self.name(), arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let level = match kernel::str_param(name, "level", &args.args[1])? {
+            Some(level) => Level::parse(name, level)?,
+            None => return kernel::all_null(args.return_field.data_type()),
+        };
+        kernel::map_strings(name, &args.args[0], |s, out| {
+            address_into(s, level, out);
+            true
+        })
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{arr, assert_strings, invoke, lit, sql_value};
+    use datafusion::common::ScalarValue;
+
+    fn masked(s: &str, level: Level) -> String {
+        let mut out = String::new();
+        address_into(s, level, &mut out);
+        out
+    }
+
+    #[test]
+    fn shanghai_addresses_at_both_levels() {
+        let cases = [
+            (
+                "上海市黄浦区南京东路100号5楼",
+                "上海市黄浦区****",
+                "上海市黄浦区南京东路****",
+            ),
+            (
+                "上海市浦东新区张江镇祖冲之路100号",
+                "上海市浦东新区****",
+                "上海市浦东新区张江镇****",
+            ),
+            (
+                "上海市徐汇区漕河泾街道宜山路700号",
+                "上海市徐汇区****",
+                "上海市徐汇区漕河泾街道****",
+            ),
+            (
+                "上海市黄浦区南京东路街道南京东路100号",
+                "上海市黄浦区****",
+                "上海市黄浦区南京东路街道****",
+            ),
+            (
+                "上海市黄浦区人民大道200号",
+                "上海市黄浦区****",
+                "上海市黄浦区人民大道****",
+            ),
+            (
+                "上海市长宁区镇宁路465弄3号",
+                "上海市长宁区****",
+                "上海市长宁区镇宁路****",
+            ),
+            (
+                "上海市崇明县城桥镇八一路1号",
+                "上海市崇明县****",
+                "上海市崇明县城桥镇****",
+            ),
+            (
+                "浦东新区世纪大道100号",
+                "浦东新区****",
+                "浦东新区世纪大道****",
+            ),
+            (
+                "上海浦东新区世纪大道100号",
+                "上海浦东新区****",
+                "上海浦东新区世纪大道****",
+            ),
+        ];
+        for (input, district, street) in cases {
+            assert_eq!(masked(input, Level::District), district, "{input}");
+            assert_eq!(masked(input, Level::Street), street, "{input}");
+        }
+    }
+
+    #[test]
+    fn provinces_prefectures_and_county_level_cities() {
+        assert_eq!(
+            masked("江苏省苏州市昆山市玉山镇前进路1号", Level::District),
+            "江苏省苏州市昆山市****"
+        );
+        assert_eq!(
+            masked("江苏省苏州市昆山市玉山镇前进路1号", Level::Street),
+            "江苏省苏州市昆山市玉山镇****"
+        );
+        assert_eq!(
+            masked(
+                "新疆维吾尔自治区阿克苏地区库车县新城街道1号",
+                Level::District
+            ),
+            "新疆维吾尔自治区阿克苏地区库车县****"
+        );
+        assert_eq!(
+            masked("云南省西双版纳傣族自治州景洪市勐龙镇1号", Level::District),
+            "云南省西双版纳傣族自治州景洪市****"
+        );
+    }
+
+    #[test]
+    fn residential_compounds_and_house_numbers_are_never_kept() {
+        // A second 区 below the district is a compound or park, not a division.
+        assert_eq!(
+            masked("上海市黄浦区瑞金小区3号楼", Level::District),
+            "上海市黄浦区****"
+        );
+        assert_eq!(
+            masked("上海市黄浦区瑞金小区3号楼", Level::Street),
+            "上海市黄浦区****"
+        );
+        // Without a district, the road after the city is as far as the street level goes.
+        assert_eq!(
+            masked("上海市南京东路100号", Level::Street),
+            "上海市南京东路****"
+        );
+        assert_eq!(masked("上海市南京东路100号", Level::District), "上海市****");
+        assert_eq!(masked("南京东路100号", Level::Street), "****");
+        assert_eq!(masked("100号", Level::District), "****");
+        assert_eq!(masked("", Level::District), "****");
+        assert_eq!(masked("上海市黄浦区", Level::Street), "上海市黄浦区****");
+        // A unit longer than any division name, or with digits, is not one.
+        assert_eq!(
+            masked("一二三四五六七八九十一二三四五六七区1号", Level::District),
+            "****"
+        );
+        assert_eq!(masked("第1区", Level::District), "****");
+    }
+
+    #[test]
+    fn numeric_test_agrees_with_the_standard_library() {
+        for c in ('\0'..='\u{10ffff}')
+            .step_by(7)
+            .chain("0９〇Ⅻ²一二八".chars())
+        {
+            assert_eq!(is_numeric(c), c.is_numeric(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn masking_twice_changes_nothing() {
+        for s in ["上海市黄浦区南京东路100号", "南京东路1号", "上海市黄浦区"]
+        {
+            for level in [Level::District, Level::Street] {
+                let once = masked(s, level);
+                assert_eq!(masked(&once, level), once, "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_string_type_scalar_and_null() -> Result<()> {
+        let f = MaskAddressCnFunc::new();
+        for dt in [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View] {
+            let input = arr(&dt, &[Some("上海市黄浦区南京东路100号"), None, Some("")]);
+            let out = invoke(&f, vec![input, lit("street".into())])?;
+            assert_eq!(out.data_type(), dt);
+            assert_strings(
+                &out,
+                &[Some("上海市黄浦区南京东路****"), None, Some("****")],
+            );
+        }
+        let out = invoke(
+            &f,
+            vec![
+                lit("上海市黄浦区南京东路100号".into()),
+                lit("district".into()),
+            ],
+        )?;
+        assert_strings(&out, &[Some("上海市黄浦区****")]);
+        let out = invoke(
+            &f,
+            vec![lit("上海市黄浦区".into()), lit(ScalarValue::Utf8(None))],
+        )?;
+        assert_strings(&out, &[None]);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_level_is_an_error() {
+        let err = invoke(
+            &MaskAddressCnFunc::new(),
+            vec![lit("上海市".into()), lit("city".into())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown level \"city\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn sql_masks_an_address() -> Result<()> {
+        let got =
+            sql_value("SELECT mask_address_cn('上海市黄浦区南京东路100号5楼', 'district')").await?;
+        assert_eq!(got, "上海市黄浦区****");
+        let err = sql_value("SELECT mask_address_cn('上海市')")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("mask_address_cn"), "{err}");
+        Ok(())
+    }
+}
