@@ -1,22 +1,24 @@
 //! The validated catalog: bureaus, their datasets, topic libraries, principals and limits.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::view::ViewTable;
-use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider,
-};
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{ConfigErrors, Error, Result};
-use crate::raw::RawCatalogFile;
-use crate::security::SecurityCatalog;
+use crate::policy::{self, Access, VisibleDataset};
+use crate::raw::{RawCatalogFile, RawTopic};
+use crate::sealed::{DatasetScan, SealedTable};
+use crate::security::{SecurityCatalog, sha256_hex};
 use crate::server::ServerSettings;
 use crate::source;
 
@@ -24,10 +26,49 @@ use crate::source;
 pub const BUND_CATALOG: &str = "bund";
 /// The schema that holds the topic libraries.
 pub const TOPIC_SCHEMA: &str = "topic";
+/// The schema that holds open-data datasets.
+pub const OPEN_SCHEMA: &str = "open";
+/// The schema of Bund's own tables (the audit log).
+pub const SYSTEM_SCHEMA: &str = "system";
+/// The audit log's table name in [`SYSTEM_SCHEMA`].
+pub const AUDIT_LOG_TABLE: &str = "audit_log";
+
+/// The columns of `system.audit_log`: one JSON object per line in the audit files.
+pub fn audit_log_schema() -> SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let list = |name: &str| {
+        Field::new(
+            name,
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        )
+    };
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
+            false,
+        ),
+        text("request_id", false),
+        text("principal", false),
+        list("roles"),
+        text("rpc", false),
+        text("statement", true),
+        list("datasets"),
+        list("policies"),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("bytes", DataType::Int64, true),
+        Field::new("duration_ms", DataType::Float64, true),
+        text("outcome", false),
+        text("code", true),
+        text("error", true),
+    ]))
+}
 /// Schema names that bureaus cannot take.
 const RESERVED_SCHEMAS: &[&str] = &[
     TOPIC_SCHEMA,
-    "open",
+    OPEN_SCHEMA,
     "system",
     "information_schema",
     "public",
@@ -66,6 +107,8 @@ pub enum DatasetKind {
     Table,
     /// A topic library: a view over bureau tables.
     Topic,
+    /// An open-data dataset (schema `open`): a view over bureau tables and topics.
+    Open,
 }
 
 #[derive(Debug, Clone)]
@@ -86,12 +129,20 @@ pub struct Dataset {
     pub owner: String,
     pub tags: Vec<String>,
     pub open_level: OpenLevel,
-    /// The topic's SQL, for topic libraries.
+    /// The view's SQL, for topic libraries and open datasets.
     pub sql: Option<String>,
+    /// The view's plan, over sealed tables (the security rewrite opens them per principal).
+    pub view: Option<LogicalPlan>,
+    /// Bureau tables: the source. Views: a sealed table (never scanned).
     pub provider: Arc<dyn TableProvider>,
 }
 
 impl Dataset {
+    /// `schema.name`, how grants and policies name the dataset.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
     pub fn arrow_schema(&self) -> SchemaRef {
         self.provider.schema()
     }
@@ -112,6 +163,11 @@ pub struct Catalog {
     pub datasets: Vec<Arc<Dataset>>,
     pub security: SecurityCatalog,
     pub settings: ServerSettings,
+    /// Each principal's resolved access, by principal id (`anonymous` included when granted).
+    access: HashMap<String, Arc<Access>>,
+    /// Identifies this version of the configuration: a hash of the files' contents. Tickets
+    /// and prepared handles carry it and are refused under another version.
+    pub version: String,
     runtime: Arc<RuntimeEnv>,
 }
 
@@ -121,6 +177,7 @@ impl std::fmt::Debug for Catalog {
             .field("bureaus", &self.bureaus.len())
             .field("datasets", &self.datasets.len())
             .field("principals", &self.security.len())
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -211,13 +268,13 @@ impl Catalog {
             .with_runtime_env(Arc::clone(&runtime))
             .with_default_features()
             .build();
-        bund_udfs::register_all(&mut state);
+        bund_udfs::register_all(&mut state, security.secrets());
 
         let mut bureaus = Vec::new();
         let mut datasets = Vec::new();
-        if let Some(raw) = raw {
+        if let Some(raw) = &raw {
             Self::load_bureaus(
-                &raw,
+                raw,
                 &catalog_path,
                 &opts.data_dir,
                 &buckets,
@@ -227,16 +284,57 @@ impl Catalog {
                 &mut datasets,
             )
             .await;
-            Self::load_topics(
-                &raw,
-                &catalog_path,
-                &state,
-                &bureaus,
-                &mut errors,
-                &mut datasets,
-            )
-            .await;
+            let audit_dir = settings.audit_dir(&opts.data_dir);
+            match source::json_lines_dir(&audit_dir, audit_log_schema()) {
+                Ok(provider) => datasets.push(Arc::new(Dataset {
+                    schema: SYSTEM_SCHEMA.to_string(),
+                    name: AUDIT_LOG_TABLE.to_string(),
+                    kind: DatasetKind::Table,
+                    description: "Every query and refusal: who, what, which datasets and policies, rows, bytes, time, outcome.".to_string(),
+                    owner: String::new(),
+                    tags: vec!["audit".to_string()],
+                    open_level: OpenLevel::NotOpen,
+                    sql: None,
+                    view: None,
+                    provider,
+                })),
+                Err(m) => errors.push(
+                    &opts.config_dir.join("server.toml"),
+                    "",
+                    "audit_dir",
+                    m,
+                ),
+            }
+            // Topics read bureau tables; open datasets read bureau tables and topics.
+            for (entries, kind) in [
+                (&raw.topic, DatasetKind::Topic),
+                (&raw.open, DatasetKind::Open),
+            ] {
+                Self::load_views(
+                    entries,
+                    kind,
+                    &catalog_path,
+                    &state,
+                    &bureaus,
+                    &mut errors,
+                    &mut datasets,
+                )
+                .await;
+            }
         }
+
+        let security_path = opts.config_dir.join("security.toml");
+        let access = if errors.is_empty() {
+            policy::Resolver {
+                path: &security_path,
+                security: &security,
+                datasets: &datasets,
+                state: &state,
+            }
+            .resolve(&mut errors)
+        } else {
+            HashMap::new()
+        };
 
         if errors.is_empty() {
             Ok(Self {
@@ -244,6 +342,8 @@ impl Catalog {
                 datasets,
                 security,
                 settings,
+                access,
+                version: config_version(&opts.config_dir),
                 runtime,
             })
         } else {
@@ -323,6 +423,7 @@ impl Catalog {
                         tags: t.tags.clone(),
                         open_level,
                         sql: None,
+                        view: None,
                         provider,
                     })),
                     Err(e) => errors.push(path, &entry, e.field, e.message),
@@ -331,20 +432,42 @@ impl Catalog {
         }
     }
 
-    async fn load_topics(
-        raw: &RawCatalogFile,
+    #[allow(clippy::too_many_arguments)]
+    async fn load_views(
+        entries: &[RawTopic],
+        kind: DatasetKind,
         path: &Path,
         state: &SessionState,
         bureaus: &[Bureau],
         errors: &mut ConfigErrors,
         datasets: &mut Vec<Arc<Dataset>>,
     ) {
-        // Topics are planned against the bureau tables only: a topic cannot read another.
+        let (schema_name, what) = match kind {
+            DatasetKind::Open => (OPEN_SCHEMA, "open"),
+            _ => (TOPIC_SCHEMA, "topic"),
+        };
+        // Views are planned over sealed tables of what is loaded so far: a topic cannot read
+        // another topic, an open dataset can read topics.
+        let everything: Vec<VisibleDataset> = datasets
+            .iter()
+            .map(|d| VisibleDataset {
+                dataset: Arc::clone(d),
+                schema: d.arrow_schema(),
+            })
+            .collect();
         let ctx = SessionContext::new_with_state(state.clone());
-        ctx.register_catalog(BUND_CATALOG, catalog_provider(datasets));
+        match policy::sealed_catalog(&everything) {
+            Ok(c) => {
+                ctx.register_catalog(BUND_CATALOG, c);
+            }
+            Err(m) => {
+                errors.push(path, "", "", m);
+                return;
+            }
+        }
         let mut names = HashSet::new();
-        for t in &raw.topic {
-            let entry = format!("topic \"{}\"", t.name);
+        for t in entries {
+            let entry = format!("{what} \"{}\"", t.name);
             if !valid_identifier(&t.name) {
                 errors.push(
                     path,
@@ -354,7 +477,7 @@ impl Catalog {
                 );
             }
             if !names.insert(t.name.as_str()) {
-                errors.push(path, &entry, "name", "duplicate topic name");
+                errors.push(path, &entry, "name", format!("duplicate {what} name"));
                 continue;
             }
             if !bureaus.iter().any(|b| b.id == t.owner) {
@@ -377,6 +500,14 @@ impl Catalog {
                 );
                 continue;
             };
+            if kind == DatasetKind::Open && open_level == OpenLevel::NotOpen {
+                errors.push(
+                    path,
+                    &entry,
+                    "open_level",
+                    "an open dataset must be unconditional or conditional",
+                );
+            }
             let dialect = ctx.state().config().options().sql_parser.dialect;
             let statement = match ctx.state().sql_to_statement(&t.sql, &dialect) {
                 Ok(datafusion::sql::parser::Statement::Statement(s))
@@ -410,16 +541,39 @@ impl Catalog {
                     continue;
                 }
             };
+            if kind == DatasetKind::Open
+                && let Some(personal) = reads_personal(&plan, datasets)
+                && !is_aggregate(&plan)
+            {
+                errors.push(
+                    path,
+                    &entry,
+                    "sql",
+                    format!(
+                        "reads personal data ({personal}) but does not aggregate it; open data built from personal data must be an aggregate (GROUP BY …)"
+                    ),
+                );
+                continue;
+            }
+            let key: Arc<str> = Arc::from(format!("{schema_name}.{}", t.name));
+            let arrow_schema = Arc::new(plan.schema().as_arrow().clone());
+            let marked = LogicalPlan::Extension(datafusion::logical_expr::Extension {
+                node: Arc::new(DatasetScan {
+                    key: Arc::clone(&key),
+                    input: plan.clone(),
+                }),
+            });
             datasets.push(Arc::new(Dataset {
-                schema: TOPIC_SCHEMA.to_string(),
+                schema: schema_name.to_string(),
                 name: t.name.clone(),
-                kind: DatasetKind::Topic,
+                kind,
                 description: t.description.clone(),
                 owner: t.owner.clone(),
                 tags: t.tags.clone(),
                 open_level,
                 sql: Some(t.sql.clone()),
-                provider: Arc::new(ViewTable::new(plan, Some(t.sql.clone()))),
+                view: Some(plan),
+                provider: Arc::new(SealedTable::new(key, arrow_schema, Some(marked))),
             }));
         }
     }
@@ -429,9 +583,9 @@ impl Catalog {
         Arc::clone(&self.runtime)
     }
 
-    /// The `bund` catalog with every dataset, as DataFusion sees it.
-    pub fn catalog_provider(&self) -> Arc<dyn CatalogProvider> {
-        catalog_provider(&self.datasets)
+    /// What a principal may see and do; `None` for an unknown principal.
+    pub fn access(&self, principal_id: &str) -> Option<&Arc<Access>> {
+        self.access.get(principal_id)
     }
 
     /// A dataset by schema and name.
@@ -441,28 +595,66 @@ impl Catalog {
             .find(|d| d.schema == schema && d.name == name)
     }
 
-    /// Schema names in display order: bureaus, then `topic`.
+    /// Schema names in display order: bureaus, `system`, `topic`, `open`.
     pub fn schema_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.bureaus.iter().map(|b| b.id.clone()).collect();
-        if self.datasets.iter().any(|d| d.kind == DatasetKind::Topic) {
-            names.push(TOPIC_SCHEMA.to_string());
+        let mut names: Vec<String> = Vec::new();
+        for d in &self.datasets {
+            if !names.contains(&d.schema) {
+                names.push(d.schema.clone());
+            }
         }
         names
     }
 }
 
-fn catalog_provider(datasets: &[Arc<Dataset>]) -> Arc<dyn CatalogProvider> {
-    let mut schemas: BTreeMap<&str, Arc<MemorySchemaProvider>> = BTreeMap::new();
-    for d in datasets {
-        let schema = schemas
-            .entry(d.schema.as_str())
-            .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
-        // Names were checked for duplicates during load.
-        let _ = schema.register_table(d.name.clone(), Arc::clone(&d.provider));
+/// The datasets a view reads that are tagged personal, by key; `None` when there are none.
+fn reads_personal(plan: &LogicalPlan, datasets: &[Arc<Dataset>]) -> Option<String> {
+    let mut found = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        let key = match node {
+            LogicalPlan::TableScan(scan) => source_as_provider(&scan.source)
+                .ok()
+                .and_then(|p| p.downcast_ref::<SealedTable>().map(|s| s.key().to_string())),
+            LogicalPlan::Extension(e) => e
+                .node
+                .as_any()
+                .downcast_ref::<DatasetScan>()
+                .map(|m| m.key.to_string()),
+            _ => None,
+        };
+        if let Some(key) = key
+            && datasets
+                .iter()
+                .any(|d| d.key() == key && d.tags.iter().any(|t| t == "personal"))
+            && !found.contains(&key)
+        {
+            found.push(key);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
+/// True when the plan's rows are groups: an aggregate under projections, sorts, limits and
+/// filters only.
+fn is_aggregate(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(_) => true,
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_) => plan.inputs().first().is_some_and(|i| is_aggregate(i)),
+        _ => false,
     }
-    let catalog = MemoryCatalogProvider::new();
-    for (name, schema) in schemas {
-        let _ = catalog.register_schema(name, schema);
+}
+
+/// A short hash of the configuration files' contents.
+fn config_version(dir: &Path) -> String {
+    let mut bytes = Vec::new();
+    for name in ["catalog.toml", "security.toml", "server.toml"] {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend(std::fs::read(dir.join(name)).unwrap_or_default());
     }
-    Arc::new(catalog)
+    sha256_hex(&bytes)[..16].to_string()
 }

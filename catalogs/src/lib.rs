@@ -8,17 +8,21 @@
 
 mod catalog;
 mod error;
+mod policy;
 mod raw;
+mod sealed;
 mod security;
 mod server;
 mod source;
 mod types;
 
 pub use catalog::{
-    BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OpenLevel, TOPIC_SCHEMA,
-    session_config,
+    AUDIT_LOG_TABLE, BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OPEN_SCHEMA,
+    OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, audit_log_schema, session_config,
 };
 pub use error::{ConfigError, ConfigErrors, Error, Result};
-pub use security::{AttrValue, Principal, SecurityCatalog, hash_password};
+pub use policy::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
+pub use sealed::{DatasetScan, SealedTable};
+pub use security::{ANONYMOUS, AttrValue, Principal, SecurityCatalog, hash_password, sha256_hex};
 pub use server::ServerSettings;
 pub use types::parse_type;

@@ -14,6 +14,10 @@ pub(crate) struct RawCatalogFile {
     pub(crate) bureau: Vec<RawBureau>,
     #[serde(default)]
     pub(crate) topic: Vec<RawTopic>,
+    /// Open-data datasets (schema `open`): views like topics, aggregates where they read
+    /// personal data.
+    #[serde(default)]
+    pub(crate) open: Vec<RawTopic>,
 }
 
 /// Credentials and endpoint of one S3 bucket, each read from the environment variable named.
@@ -101,11 +105,112 @@ pub(crate) struct RawTopic {
     pub(crate) sql: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSecurityFile {
+    /// Masking functions from the most restrictive to the least; decides which mask wins
+    /// when several rules apply to one principal.
+    pub(crate) mask_order: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) secret: Vec<RawSecret>,
+    #[serde(default)]
+    pub(crate) role: Vec<RawRole>,
     #[serde(default)]
     pub(crate) principal: Vec<RawPrincipal>,
+    #[serde(default)]
+    pub(crate) grant: Vec<RawGrant>,
+    #[serde(default)]
+    pub(crate) policy: Vec<RawPolicy>,
+}
+
+/// A named key for keyed functions (`mask_token`), read from an environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecret {
+    pub(crate) name: String,
+    pub(crate) env: String,
+    /// `error` (default): loading fails when the variable is unset. `generate`: a random key
+    /// for this process only, with a warning (tokens then change at every start).
+    pub(crate) if_unset: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiKey {
+    pub(crate) id: String,
+    /// Lower-case hex SHA-256 of the key (`bund new-api-key` prints both).
+    pub(crate) sha256: String,
+}
+
+/// Datasets or whole schemas granted to roles and/or principals.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGrant {
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
+    #[serde(default)]
+    pub(crate) principals: Vec<String>,
+    #[serde(default)]
+    pub(crate) datasets: Vec<String>,
+    #[serde(default)]
+    pub(crate) schemas: Vec<String>,
+}
+
+/// The policy of one dataset: rules per role, a default rule, restrictions for everyone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub(crate) id: String,
+    pub(crate) dataset: String,
+    /// Columns that must never be shown raw to a principal no rule names.
+    #[serde(default)]
+    pub(crate) sensitive: Vec<String>,
+    /// Boolean SQL expressions ANDed to every principal's row filter.
+    #[serde(default)]
+    pub(crate) restrictions: Vec<String>,
+    #[serde(default)]
+    pub(crate) rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
+    #[serde(default)]
+    pub(crate) principals: Vec<String>,
+    /// The rule for principals that no other rule of the policy names.
+    #[serde(default)]
+    pub(crate) default: bool,
+    pub(crate) row_filter: Option<String>,
+    #[serde(default)]
+    pub(crate) masks: BTreeMap<String, RawMask>,
+    #[serde(default)]
+    pub(crate) deny: Vec<String>,
+}
+
+/// `"mask_phone"` or `{ function = "mask_keep", args = [3, 4] }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawMask {
+    Name(String),
+    Call(RawMaskCall),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaskCall {
+    pub(crate) function: String,
+    #[serde(default)]
+    pub(crate) args: Vec<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +224,8 @@ pub(crate) struct RawPrincipal {
     pub(crate) roles: Vec<String>,
     #[serde(default)]
     pub(crate) attributes: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub(crate) api_keys: Vec<RawApiKey>,
 }
 
 fn default_kind() -> String {
@@ -135,4 +242,10 @@ pub(crate) struct RawServerFile {
     pub(crate) ticket_ttl_secs: Option<u64>,
     pub(crate) prepared_ttl_secs: Option<u64>,
     pub(crate) memory_limit_mb: Option<u64>,
+    /// Directory of the audit log (JSON Lines); relative to the data directory.
+    pub(crate) audit_dir: Option<String>,
+    /// Size at which the audit log file is rotated.
+    pub(crate) audit_max_file_mb: Option<u64>,
+    /// Rotated audit files kept; older ones are deleted.
+    pub(crate) audit_max_files: Option<usize>,
 }

@@ -1,5 +1,5 @@
-//! The first slice of the security catalog: principals and their credentials. Roles and
-//! attributes are carried on every principal so that grants and policies are additions.
+//! The security catalog's principals, roles, credentials and secrets. Grants and policies
+//! are read here and validated against the datasets in [`crate::policy`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -8,8 +8,18 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 
+use bund_udfs::SecretStore;
+use sha2::{Digest, Sha256};
+
 use crate::error::{ConfigErrors, Error, Result};
 use crate::raw::RawSecurityFile;
+
+/// The principal of requests without credentials, and its role: grants to it make datasets
+/// available to anyone (unconditionally open data only).
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Shortest key accepted for a `[[secret]]`.
+const MIN_SECRET_BYTES: usize = 16;
 
 /// A value of a principal attribute, e.g. `bureau = "police"` or `districts = ["310115"]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +47,20 @@ struct Entry {
     password_hash: Option<String>,
 }
 
-/// Principals by id, read from `security.toml`.
+/// Principals, roles, secrets, grants and policies, read from `security.toml`. Grants and
+/// policies are validated against the datasets by [`crate::policy`].
 #[derive(Debug, Default)]
 pub struct SecurityCatalog {
     principals: HashMap<String, Entry>,
+    /// Principal ids in file order.
+    order: Vec<String>,
+    roles: BTreeMap<String, String>,
+    /// SHA-256 (hex) of an API key → principal id.
+    api_keys: HashMap<String, String>,
+    secrets: Arc<SecretStore>,
+    anonymous: Option<Arc<Principal>>,
+    /// Grants, policies and the mask order, for [`crate::policy`].
+    pub(crate) raw: RawSecurityFile,
 }
 
 /// An argon2id hash of a random password: unknown users are checked against it so that a
@@ -59,19 +79,76 @@ impl SecurityCatalog {
                 return Self::default();
             }
         };
-        let raw: RawSecurityFile = match toml::from_str(&text) {
+        let mut raw: RawSecurityFile = match toml::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
                 errors.push(path, "", "", e.to_string());
                 return Self::default();
             }
         };
+        let mut roles = BTreeMap::new();
+        for r in &raw.role {
+            let entry = format!("role \"{}\"", r.id);
+            if r.id.is_empty() || r.id == ANONYMOUS {
+                errors.push(
+                    path,
+                    &entry,
+                    "id",
+                    format!("must not be empty or `{ANONYMOUS}`"),
+                );
+            }
+            if roles.insert(r.id.clone(), r.description.clone()).is_some() {
+                errors.push(path, &entry, "id", "duplicate role id");
+            }
+        }
+        let secrets = Arc::new(load_secrets(&raw, path, errors));
         let mut principals = HashMap::new();
-        for p in raw.principal {
+        let mut order = Vec::new();
+        let mut api_keys = HashMap::new();
+        for p in std::mem::take(&mut raw.principal) {
             let entry = format!("principal \"{}\"", p.id);
             if p.id.is_empty() {
                 errors.push(path, "principal", "id", "must not be empty");
                 continue;
+            }
+            if p.id == ANONYMOUS {
+                errors.push(
+                    path,
+                    &entry,
+                    "id",
+                    format!("`{ANONYMOUS}` is the principal of requests without credentials"),
+                );
+            }
+            for r in &p.roles {
+                if !roles.contains_key(r) {
+                    errors.push(
+                        path,
+                        &entry,
+                        "roles",
+                        format!("unknown role `{r}`; declare it with [[role]]"),
+                    );
+                }
+            }
+            for k in &p.api_keys {
+                let valid = k.sha256.len() == 64
+                    && k.sha256
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                if !valid {
+                    errors.push(
+                        path,
+                        &entry,
+                        format!("api_keys.{}", k.id),
+                        "sha256 must be 64 lower-case hex characters; create a key with `bund new-api-key`",
+                    );
+                } else if api_keys.insert(k.sha256.clone(), p.id.clone()).is_some() {
+                    errors.push(
+                        path,
+                        &entry,
+                        format!("api_keys.{}", k.id),
+                        "this key is already given to a principal",
+                    );
+                }
             }
             if !matches!(p.kind.as_str(), "user" | "service") {
                 errors.push(
@@ -138,6 +215,7 @@ impl SecurityCatalog {
                 roles: p.roles,
                 attributes,
             });
+            order.push(p.id.clone());
             if principals
                 .insert(
                     p.id.clone(),
@@ -151,7 +229,64 @@ impl SecurityCatalog {
                 errors.push(path, &entry, "id", "duplicate principal id");
             }
         }
-        Self { principals }
+        let anonymous_granted = raw
+            .grant
+            .iter()
+            .any(|g| g.roles.iter().any(|r| r == ANONYMOUS));
+        let anonymous = anonymous_granted.then(|| {
+            Arc::new(Principal {
+                id: ANONYMOUS.to_string(),
+                kind: ANONYMOUS.to_string(),
+                roles: vec![ANONYMOUS.to_string()],
+                attributes: BTreeMap::new(),
+            })
+        });
+        Self {
+            principals,
+            order,
+            roles,
+            api_keys,
+            secrets,
+            anonymous,
+            raw,
+        }
+    }
+
+    /// Every principal, in file order (the anonymous one excluded).
+    pub fn principals(&self) -> impl Iterator<Item = Arc<Principal>> + '_ {
+        self.order
+            .iter()
+            .filter_map(|id| self.principals.get(id))
+            .map(|e| Arc::clone(&e.principal))
+    }
+
+    /// The principal of requests without credentials, when some grant names it.
+    pub fn anonymous(&self) -> Option<Arc<Principal>> {
+        self.anonymous.clone()
+    }
+
+    pub fn has_role(&self, id: &str) -> bool {
+        self.roles.contains_key(id)
+    }
+
+    /// Declared roles with their descriptions.
+    pub fn roles(&self) -> &BTreeMap<String, String> {
+        &self.roles
+    }
+
+    /// Keys for keyed functions, by name.
+    pub fn secrets(&self) -> &Arc<SecretStore> {
+        &self.secrets
+    }
+
+    /// The principal an API key belongs to. Keys are compared by their SHA-256, so a lookup
+    /// reveals nothing through timing about other keys.
+    pub fn authenticate_api_key(&self, key: &str) -> Result<Arc<Principal>> {
+        let digest = sha256_hex(key.as_bytes());
+        self.api_keys
+            .get(&digest)
+            .and_then(|id| self.principal(id))
+            .ok_or(Error::BadCredentials)
     }
 
     /// The principal with this id, if it still exists.
@@ -187,6 +322,80 @@ impl SecurityCatalog {
     pub fn is_empty(&self) -> bool {
         self.principals.is_empty()
     }
+}
+
+/// Lower-case hex SHA-256, as `security.toml` stores API keys.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Reads every `[[secret]]` from its environment variable.
+fn load_secrets(raw: &RawSecurityFile, path: &Path, errors: &mut ConfigErrors) -> SecretStore {
+    let mut store = SecretStore::new();
+    for s in &raw.secret {
+        let entry = format!("secret \"{}\"", s.name);
+        if store.contains(&s.name) {
+            errors.push(path, &entry, "name", "duplicate secret name");
+            continue;
+        }
+        let generate = match s.if_unset.as_deref() {
+            None | Some("error") => false,
+            Some("generate") => true,
+            Some(other) => {
+                errors.push(
+                    path,
+                    &entry,
+                    "if_unset",
+                    format!("unknown value `{other}`; use error or generate"),
+                );
+                false
+            }
+        };
+        match std::env::var(&s.env) {
+            Ok(v) if v.len() >= MIN_SECRET_BYTES => store.insert(s.name.clone(), v.into_bytes()),
+            Ok(_) => errors.push(
+                path,
+                &entry,
+                "env",
+                format!(
+                    "environment variable `{}` holds fewer than {MIN_SECRET_BYTES} bytes; use a long random key",
+                    s.env
+                ),
+            ),
+            Err(_) if generate => {
+                tracing::warn!(
+                    secret = %s.name,
+                    env = %s.env,
+                    "secret not set: using a random key for this process only; tokens will differ after a restart and between replicas"
+                );
+                let key: [u8; 32] = rand_key();
+                store.insert(s.name.clone(), key.to_vec());
+            }
+            Err(_) => errors.push(
+                path,
+                &entry,
+                "env",
+                format!(
+                    "environment variable `{}` is not set; set it to a long random key (e.g. `openssl rand -hex 32`)",
+                    s.env
+                ),
+            ),
+        }
+    }
+    store
+}
+
+fn rand_key() -> [u8; 32] {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut key = [0u8; 32];
+    OsRng.fill_bytes(&mut key);
+    key
 }
 
 /// Hashes a password for `security.toml` (argon2id, default parameters, random salt).

@@ -23,6 +23,13 @@ pub struct ServerSettings {
     /// past it, and a query that cannot is refused with ResourceExhausted instead of the
     /// process running out of memory.
     pub memory_limit_bytes: u64,
+    /// Where the audit log is written, as configured (relative paths are resolved against
+    /// the data directory by [`ServerSettings::audit_dir`]).
+    pub audit_dir: String,
+    /// Size at which the audit log file is rotated.
+    pub audit_max_file_bytes: u64,
+    /// Rotated audit files kept.
+    pub audit_max_files: usize,
 }
 
 /// Half of the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -45,11 +52,24 @@ impl Default for ServerSettings {
             ticket_ttl: Duration::from_secs(600),
             prepared_ttl: Duration::from_secs(12 * 3600),
             memory_limit_bytes: default_memory_limit(),
+            audit_dir: "audit".to_string(),
+            audit_max_file_bytes: 64 << 20,
+            audit_max_files: 100,
         }
     }
 }
 
 impl ServerSettings {
+    /// The audit log's directory, resolved against the data directory.
+    pub fn audit_dir(&self, data_dir: &Path) -> std::path::PathBuf {
+        let dir = Path::new(&self.audit_dir);
+        if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            data_dir.join(dir)
+        }
+    }
+
     pub(crate) fn load(path: &Path, errors: &mut ConfigErrors) -> Self {
         let mut settings = Self::default();
         let text = match std::fs::read_to_string(path) {
@@ -85,6 +105,23 @@ impl ServerSettings {
         match raw.memory_limit_mb {
             Some(0) => errors.push(path, "", "memory_limit_mb", "must be at least 1"),
             Some(mb) => settings.memory_limit_bytes = mb.saturating_mul(1 << 20),
+            None => {}
+        }
+        if let Some(d) = raw.audit_dir {
+            if d.is_empty() {
+                errors.push(path, "", "audit_dir", "must not be empty");
+            } else {
+                settings.audit_dir = d;
+            }
+        }
+        match raw.audit_max_file_mb {
+            Some(0) => errors.push(path, "", "audit_max_file_mb", "must be at least 1"),
+            Some(mb) => settings.audit_max_file_bytes = mb.saturating_mul(1 << 20),
+            None => {}
+        }
+        match raw.audit_max_files {
+            Some(0) => errors.push(path, "", "audit_max_files", "must be at least 1"),
+            Some(n) => settings.audit_max_files = n,
             None => {}
         }
         settings.queue_timeout = secs(

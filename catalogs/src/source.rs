@@ -207,3 +207,26 @@ pub(crate) async fn file_table(
         .map_err(|e| field_err("source", format!("cannot open: {e}")))?;
     Ok(Arc::new(table))
 }
+
+/// A directory of JSON Lines files with a fixed schema (the audit log).
+pub(crate) fn json_lines_dir(
+    dir: &Path,
+    schema: SchemaRef,
+) -> Result<Arc<dyn TableProvider>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    let mut location = dir.to_string_lossy().to_string();
+    if !location.ends_with('/') {
+        location.push('/');
+    }
+    let url = ListingTableUrl::parse(&location).map_err(|e| format!("bad path: {e}"))?;
+    let options =
+        ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".jsonl");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| format!("cannot open: {e}"))?;
+    Ok(Arc::new(table))
+}

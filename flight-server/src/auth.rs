@@ -41,6 +41,10 @@ pub(crate) struct Claims {
     /// A query id, so that a ticket can be cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) qid: Option<String>,
+    /// The configuration version the ticket or handle was issued under; refused under
+    /// another, so that a new policy applies at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pv: Option<String>,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -58,6 +62,7 @@ impl Claims {
             sql: None,
             params: None,
             qid: None,
+            pv: None,
         }
     }
 }
@@ -163,15 +168,26 @@ impl Signer {
         self.verify_payload(&payload, &tag, kind)
     }
 
-    /// Verifies a ticket or handle and that it belongs to `principal`.
-    pub(crate) fn open(&self, blob: &[u8], kind: Kind, principal: &str) -> Result<Claims> {
+    /// Verifies a ticket or handle, that it belongs to `principal` and that it was issued
+    /// under configuration `version`.
+    pub(crate) fn open(
+        &self,
+        blob: &[u8],
+        kind: Kind,
+        principal: &str,
+        version: &str,
+    ) -> Result<Claims> {
         let what = match kind {
             Kind::Session => "session token",
             Kind::Ticket => "ticket",
             Kind::Prepared => "prepared statement handle",
         };
         match self.verify_binary(blob, kind) {
-            Some(c) if c.sub == principal => Ok(c),
+            Some(c) if c.sub == principal && c.pv.as_deref() == Some(version) => Ok(c),
+            Some(c) if c.sub == principal => Err(Error::BadHandle {
+                what,
+                hint: "the security catalog changed since it was issued; run or prepare the statement again",
+            }),
             _ => Err(Error::BadHandle {
                 what,
                 hint: "run the statement again to get a new one",
@@ -200,11 +216,13 @@ mod tests {
     fn ticket_round_trips_for_its_principal_only() {
         let s = signer();
         let mut c = Claims::new(Kind::Ticket, "alice", Duration::from_secs(60));
+        c.pv = Some("v1".into());
         c.sql = Some("SELECT 1".into());
         let blob = s.sign_binary(&c);
-        assert_eq!(s.open(&blob, Kind::Ticket, "alice").unwrap(), c);
-        assert!(s.open(&blob, Kind::Ticket, "bob").is_err());
-        assert!(s.open(&blob, Kind::Prepared, "alice").is_err());
+        assert_eq!(s.open(&blob, Kind::Ticket, "alice", "v1").unwrap(), c);
+        assert!(s.open(&blob, Kind::Ticket, "bob", "v1").is_err());
+        assert!(s.open(&blob, Kind::Prepared, "alice", "v1").is_err());
+        assert!(s.open(&blob, Kind::Ticket, "alice", "v2").is_err());
     }
 
     #[test]

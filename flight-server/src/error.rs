@@ -115,7 +115,8 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
                 Status::invalid_argument(p.to_string())
             }
             P::NotFound { .. } => Status::not_found(p.to_string()),
-            P::Refused { .. } => Status::permission_denied(p.to_string()),
+            P::Refused { .. } | P::Forbidden { .. } => Status::permission_denied(p.to_string()),
+            P::UnknownPrincipal { .. } => Status::unauthenticated(p.to_string()),
             P::Execution(df) => datafusion_status(df, request_id),
         },
         Error::Busy { .. } => Status::resource_exhausted(e.to_string()),

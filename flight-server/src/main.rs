@@ -4,11 +4,13 @@
 //!
 //! bund-server is the only crate that knows tonic, HTTP and the command line.
 
+mod audit;
 mod auth;
 mod error;
 mod example_data;
 mod metadata;
 mod query;
+mod reload;
 mod service;
 
 use std::io::Write;
@@ -184,8 +186,18 @@ async fn serve(
         principals = catalog.security.len(),
         "catalog loaded"
     );
+    let audit_dir = catalog.settings.audit_dir(&opts.data_dir);
+    let log = audit::AuditLog::open(
+        &audit_dir,
+        catalog.settings.audit_max_file_bytes,
+        catalog.settings.audit_max_files,
+    )
+    .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
+    audit::install(log);
+    tracing::info!(dir = %audit_dir.display(), "audit log open");
     let engine = Arc::new(Engine::new(Arc::new(catalog)));
     let service = service::BundService::new(engine, auth::Signer::from_env());
+    reload::spawn(opts.clone(), service.engine_slot());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -18,8 +18,9 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tonic::Status;
+use tonic::{Code, Status};
 
+use crate::audit::{self, AuditRecord};
 use crate::error::{Error, Result, datafusion_status};
 
 /// Largest Flight data message: batches are split to stay under it.
@@ -117,6 +118,8 @@ impl Limiter {
 
 /// Everything a running query stream needs besides its plan.
 pub(crate) struct QueryRun {
+    /// The audit record, completed and written when the query ends.
+    pub(crate) audit: AuditRecord,
     pub(crate) request_id: String,
     pub(crate) qid: String,
     pub(crate) principal: String,
@@ -165,6 +168,8 @@ pub(crate) fn stream_query(
         request_id: run.request_id,
         principal: run.principal,
         outcome: Outcome::Dropped,
+        failure: None,
+        audit: Some(run.audit),
         done: false,
     }))
 }
@@ -192,6 +197,9 @@ struct QueryStream {
     request_id: String,
     principal: String,
     outcome: Outcome,
+    /// The status a failed query ended with.
+    failure: Option<(Code, String)>,
+    audit: Option<AuditRecord>,
     done: bool,
 }
 
@@ -202,6 +210,7 @@ impl QueryStream {
         status: Status,
     ) -> Poll<Option<Result<FlightData, Status>>> {
         self.outcome = outcome;
+        self.failure = Some((status.code(), status.message().to_string()));
         self.done = true;
         Poll::Ready(Some(Err(status)))
     }
@@ -263,6 +272,24 @@ impl Drop for QueryStream {
             rows_per_sec = (rows as f64 / secs) as u64,
             "query finished"
         );
+        if let Some(mut record) = self.audit.take() {
+            record.rows = Some(rows);
+            record.bytes = Some(self.bytes);
+            record.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
+            record.outcome = match self.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Failed => "error",
+                Outcome::TimedOut => "timeout",
+                Outcome::Cancelled => "cancelled",
+                Outcome::Dropped => "dropped",
+            }
+            .to_string();
+            if let Some((code, message)) = self.failure.take() {
+                record.code = Some(format!("{code:?}"));
+                record.error = Some(message);
+            }
+            audit::append(record);
+        }
     }
 }
 

@@ -33,7 +33,9 @@ use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::audit::{self, AuditRecord};
 use tracing::Instrument;
 
 use crate::auth::{Claims, Kind, Signer, parse_basic};
@@ -47,8 +49,12 @@ const TABLE_TYPES: &[&str] = &["TABLE", "VIEW"];
 /// handle of DoPutPreparedStatementResult. Bounded; the oldest binding is dropped first.
 const MAX_BOUND_HANDLES: usize = 10_000;
 
+/// The engine of the current configuration; a reload replaces it, queries already planned
+/// keep the one they started with.
+pub(crate) type EngineSlot = Arc<RwLock<Arc<Engine>>>;
+
 pub(crate) struct BundService {
-    engine: RwLock<Arc<Engine>>,
+    engine: EngineSlot,
     signer: Signer,
     settings: ServerSettings,
     limiter: Limiter,
@@ -86,12 +92,29 @@ async fn traced<T>(
     request_id: &str,
 ) -> Result<T, Status> {
     let span = tracing::info_span!("rpc", method, request_id);
-    match fut.instrument(span.clone()).await {
+    let (result, ctx) = audit::with_context(fut.instrument(span.clone())).await;
+    match result {
         Ok(v) => Ok(v),
         Err(e) => {
             let _enter = span.enter();
             tracing::info!(error = %e, "request refused");
-            Err(status(&e, request_id))
+            let status = status(&e, request_id);
+            // Every refusal is audited, with what the request had established.
+            let principal = ctx.principal.as_deref().unwrap_or("-");
+            let mut record = AuditRecord::new(request_id, method, principal, &ctx.roles);
+            record.statement = ctx.statement;
+            record.outcome = match status.code() {
+                Code::Unauthenticated | Code::PermissionDenied | Code::NotFound => "refused",
+                Code::ResourceExhausted => "busy",
+                Code::DeadlineExceeded => "timeout",
+                Code::Cancelled => "cancelled",
+                _ => "error",
+            }
+            .to_string();
+            record.code = Some(format!("{:?}", status.code()));
+            record.error = Some(status.message().to_string());
+            audit::append(record);
+            Err(status)
         }
     }
 }
@@ -168,12 +191,17 @@ impl BundService {
         let settings = engine.catalog().settings.clone();
         Self {
             limiter: Limiter::new(settings.max_concurrent_queries, settings.queue_timeout),
-            engine: RwLock::new(engine),
+            engine: Arc::new(RwLock::new(engine)),
             signer,
             settings,
             running: Arc::new(Running::default()),
             bound: Mutex::new(BoundHandles::default()),
         }
+    }
+
+    /// The slot the reloader swaps new engines into.
+    pub(crate) fn engine_slot(&self) -> EngineSlot {
+        Arc::clone(&self.engine)
     }
 
     fn engine(&self) -> Arc<Engine> {
@@ -183,9 +211,38 @@ impl BundService {
         }
     }
 
-    /// The principal behind the request's bearer token.
+    /// The configuration version tickets and handles are issued under.
+    fn version(&self) -> String {
+        self.engine().catalog().version.clone()
+    }
+
+    /// The principal behind the request: a bearer token from the handshake, an API key in
+    /// `x-api-key`, or, without either, the anonymous principal where the security catalog
+    /// grants it anything.
     fn principal(&self, metadata: &MetadataMap) -> Result<Arc<Principal>> {
-        let header = metadata.get("authorization").ok_or(Error::NoCredentials)?;
+        let principal = self.resolve_principal(metadata)?;
+        audit::note_principal(&principal.id, &principal.roles);
+        Ok(principal)
+    }
+
+    fn resolve_principal(&self, metadata: &MetadataMap) -> Result<Arc<Principal>> {
+        if let Some(key) = metadata.get("x-api-key") {
+            let key = key.to_str().map_err(|_| Error::BadCredentials)?;
+            return self
+                .engine()
+                .catalog()
+                .security
+                .authenticate_api_key(key.trim())
+                .map_err(|_| Error::BadCredentials);
+        }
+        let Some(header) = metadata.get("authorization") else {
+            return self
+                .engine()
+                .catalog()
+                .security
+                .anonymous()
+                .ok_or(Error::NoCredentials);
+        };
         let value = header.to_str().map_err(|_| Error::BadToken)?;
         let token = value
             .strip_prefix("Bearer ")
@@ -228,9 +285,12 @@ impl BundService {
         params: Option<String>,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
+        audit::note_statement(&sql);
         let batch = params.as_deref().map(decode_params).transpose()?;
-        let planned = self.engine().plan(principal, &sql, batch.as_ref()).await?;
+        let engine = self.engine();
+        let planned = engine.plan(principal, &sql, batch.as_ref()).await?;
         let mut claims = Claims::new(Kind::Ticket, &principal.id, self.settings.ticket_ttl);
+        claims.pv = Some(engine.catalog().version.clone());
         claims.sql = Some(sql);
         claims.params = params;
         claims.qid = Some(new_request_id());
@@ -265,26 +325,32 @@ impl BundService {
         &self,
         method: &'static str,
         request: Request<Ticket>,
-        build: impl FnOnce(&Self) -> Result<(SchemaRef, RecordBatch)> + Send,
+        build: impl FnOnce(&Self, &Principal) -> Result<(SchemaRef, RecordBatch)> + Send,
     ) -> Result<Response<FlightDataStream>, Status> {
         let rid = new_request_id();
         let fut = async {
-            self.principal(request.metadata())?;
-            let (schema, batch) = build(self)?;
+            let principal = self.principal(request.metadata())?;
+            let (schema, batch) = build(self, &principal)?;
             Ok(Response::new(batch_stream(schema, batch)))
         };
         traced(method, fut, &rid).await
     }
 
-    fn tables_batch(&self, query: CommandGetTables) -> Result<(SchemaRef, RecordBatch)> {
+    /// The datasets visible to the principal, with the columns it may see.
+    fn tables_batch(
+        &self,
+        principal: &Principal,
+        query: CommandGetTables,
+    ) -> Result<(SchemaRef, RecordBatch)> {
         let mut builder: GetTablesBuilder = query.into_builder();
-        let engine = self.engine();
-        for d in &engine.catalog().datasets {
+        let access = self.engine().access(principal)?;
+        for v in &access.datasets {
+            let d = &v.dataset;
             let table_type = match d.kind {
                 DatasetKind::Table => "TABLE",
-                DatasetKind::Topic => "VIEW",
+                DatasetKind::Topic | DatasetKind::Open => "VIEW",
             };
-            let schema = d.arrow_schema();
+            let schema = &v.schema;
             let fields: Vec<_> = schema
                 .fields()
                 .iter()
@@ -305,9 +371,13 @@ impl BundService {
         Ok((builder.schema(), builder.build()?))
     }
 
-    fn schemas_batch(&self, query: CommandGetDbSchemas) -> Result<(SchemaRef, RecordBatch)> {
+    fn schemas_batch(
+        &self,
+        principal: &Principal,
+        query: CommandGetDbSchemas,
+    ) -> Result<(SchemaRef, RecordBatch)> {
         let mut builder: GetDbSchemasBuilder = query.into_builder();
-        for name in self.engine().catalog().schema_names() {
+        for name in self.engine().access(principal)?.schema_names() {
             builder.append(BUND_CATALOG, name);
         }
         Ok((builder.schema(), builder.build()?))
@@ -325,10 +395,12 @@ impl BundService {
             let Ok(Some(t)) = any.unpack::<TicketStatementQuery>() else {
                 continue;
             };
-            let Ok(claims) = self
-                .signer
-                .open(&t.statement_handle, Kind::Ticket, &principal.id)
-            else {
+            let Ok(claims) = self.signer.open(
+                &t.statement_handle,
+                Kind::Ticket,
+                &principal.id,
+                &self.version(),
+            ) else {
                 continue;
             };
             if let Some(qid) = claims.qid
@@ -379,6 +451,7 @@ impl FlightSqlService for BundService {
                     (basic.username, basic.password)
                 }
             };
+            audit::note_principal(&user, &[]);
             let (principal, token) = self.login(user, password).await?;
             tracing::info!(principal = %principal.id, "logged in");
             let response = HandshakeResponse {
@@ -429,7 +502,9 @@ impl FlightSqlService for BundService {
             {
                 handle = bound;
             }
-            let claims = self.signer.open(&handle, Kind::Prepared, &principal.id)?;
+            let claims =
+                self.signer
+                    .open(&handle, Kind::Prepared, &principal.id, &self.version())?;
             let sql = claims.sql.ok_or(Error::BadHandle {
                 what: "prepared statement handle",
                 hint: "prepare the statement again",
@@ -576,13 +651,17 @@ impl FlightSqlService for BundService {
         let rid = new_request_id();
         let fut = async {
             let principal = self.principal(request.metadata())?;
-            let claims = self
-                .signer
-                .open(&ticket.statement_handle, Kind::Ticket, &principal.id)?;
+            let claims = self.signer.open(
+                &ticket.statement_handle,
+                Kind::Ticket,
+                &principal.id,
+                &self.version(),
+            )?;
             let sql = claims.sql.ok_or(Error::BadHandle {
                 what: "ticket",
                 hint: "run the statement again",
             })?;
+            audit::note_statement(&sql);
             let params = claims.params.as_deref().map(decode_params).transpose()?;
             let permit = self.limiter.acquire().await?;
             let planned = tokio::time::timeout(
@@ -594,7 +673,13 @@ impl FlightSqlService for BundService {
                 secs: self.settings.query_timeout.as_secs(),
             })??;
             tracing::info!(principal = %principal.id, sql = %sql, "query started");
+            let mut record =
+                AuditRecord::new(&rid, "DoGet(Statement)", &principal.id, &principal.roles);
+            record.statement = Some(sql.clone());
+            record.datasets = planned.touched.datasets.iter().cloned().collect();
+            record.policies = planned.touched.policies.iter().cloned().collect();
             let run = QueryRun {
+                audit: record,
                 request_id: rid.clone(),
                 qid: claims.qid.unwrap_or_default(),
                 principal: principal.id.clone(),
@@ -611,7 +696,7 @@ impl FlightSqlService for BundService {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(Catalogs)", request, |_| {
+        self.metadata_get("DoGet(Catalogs)", request, |_, _| {
             let mut builder = query.into_builder();
             builder.append(BUND_CATALOG);
             Ok((builder.schema(), builder.build()?))
@@ -624,8 +709,10 @@ impl FlightSqlService for BundService {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(DbSchemas)", request, |s| s.schemas_batch(query))
-            .await
+        self.metadata_get("DoGet(DbSchemas)", request, |s, p| {
+            s.schemas_batch(p, query)
+        })
+        .await
     }
 
     async fn do_get_tables(
@@ -633,7 +720,7 @@ impl FlightSqlService for BundService {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(Tables)", request, |s| s.tables_batch(query))
+        self.metadata_get("DoGet(Tables)", request, |s, p| s.tables_batch(p, query))
             .await
     }
 
@@ -642,7 +729,7 @@ impl FlightSqlService for BundService {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(TableTypes)", request, |_| {
+        self.metadata_get("DoGet(TableTypes)", request, |_, _| {
             let mut builder = query.into_builder();
             for t in TABLE_TYPES {
                 builder.append(t);
@@ -657,7 +744,7 @@ impl FlightSqlService for BundService {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(SqlInfo)", request, |_| {
+        self.metadata_get("DoGet(SqlInfo)", request, |_, _| {
             let builder = query.into_builder(&SQL_INFO);
             Ok((builder.schema(), builder.build()?))
         })
@@ -669,7 +756,7 @@ impl FlightSqlService for BundService {
         query: CommandGetXdbcTypeInfo,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(XdbcTypeInfo)", request, |_| {
+        self.metadata_get("DoGet(XdbcTypeInfo)", request, |_, _| {
             let builder = query.into_builder(&XDBC_TYPES);
             Ok((builder.schema(), builder.build()?))
         })
@@ -681,7 +768,7 @@ impl FlightSqlService for BundService {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(PrimaryKeys)", request, |_| {
+        self.metadata_get("DoGet(PrimaryKeys)", request, |_, _| {
             Ok(empty(&PRIMARY_KEYS_SCHEMA))
         })
         .await
@@ -692,7 +779,7 @@ impl FlightSqlService for BundService {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(ExportedKeys)", request, |_| {
+        self.metadata_get("DoGet(ExportedKeys)", request, |_, _| {
             Ok(empty(&FOREIGN_KEYS_SCHEMA))
         })
         .await
@@ -703,7 +790,7 @@ impl FlightSqlService for BundService {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(ImportedKeys)", request, |_| {
+        self.metadata_get("DoGet(ImportedKeys)", request, |_, _| {
             Ok(empty(&FOREIGN_KEYS_SCHEMA))
         })
         .await
@@ -714,7 +801,7 @@ impl FlightSqlService for BundService {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
-        self.metadata_get("DoGet(CrossReference)", request, |_| {
+        self.metadata_get("DoGet(CrossReference)", request, |_, _| {
             Ok(empty(&FOREIGN_KEYS_SCHEMA))
         })
         .await
@@ -728,8 +815,11 @@ impl FlightSqlService for BundService {
         let rid = new_request_id();
         let fut = async {
             let principal = self.principal(request.metadata())?;
-            let info = self.engine().prepare(&principal, &query.query).await?;
+            let engine = self.engine();
+            audit::note_statement(&query.query);
+            let info = engine.prepare(&principal, &query.query).await?;
             let mut claims = Claims::new(Kind::Prepared, &principal.id, self.settings.prepared_ttl);
+            claims.pv = Some(engine.catalog().version.clone());
             claims.sql = Some(query.query);
             Ok(ActionCreatePreparedStatementResult {
                 prepared_statement_handle: self.signer.sign_binary(&claims).into(),
@@ -749,7 +839,9 @@ impl FlightSqlService for BundService {
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let original = cmd.prepared_statement_handle.to_vec();
-            let claims = self.signer.open(&original, Kind::Prepared, &principal.id)?;
+            let claims =
+                self.signer
+                    .open(&original, Kind::Prepared, &principal.id, &self.version())?;
             let data = request
                 .into_inner()
                 .map_err(|s| FlightError::Tonic(Box::new(s)));
@@ -789,7 +881,8 @@ impl FlightSqlService for BundService {
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let handle = query.prepared_statement_handle.to_vec();
-            self.signer.open(&handle, Kind::Prepared, &principal.id)?;
+            self.signer
+                .open(&handle, Kind::Prepared, &principal.id, &self.version())?;
             if let Ok(mut b) = self.bound.lock() {
                 b.by_handle.remove(&handle);
             }
@@ -827,6 +920,16 @@ impl FlightSqlService for BundService {
         let rid = new_request_id();
         let fut = async {
             let principal = self.principal(request.metadata())?;
+            if request.get_ref().r#type == "CloseSession" {
+                // Sessions are signed tokens that expire on their own: nothing to close.
+                // CloseSessionResult { status: CLOSED }, encoded by hand (arrow-flight 59
+                // has no type for it).
+                let out: <Self as arrow_flight::flight_service_server::FlightService>::DoActionStream =
+                    Box::pin(futures::stream::iter([Ok(arrow_flight::Result {
+                        body: bytes::Bytes::from_static(&[0x08, 0x01]),
+                    })]));
+                return Ok(Response::new(out));
+            }
             if request.get_ref().r#type != "CancelFlightInfo" {
                 return Err(Error::Unsupported("this action"));
             }

@@ -3,20 +3,26 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use bund_catalogs::{BUND_CATALOG, Catalog, Principal, session_config};
+use std::sync::Mutex;
+
+use bund_catalogs::{Access, BUND_CATALOG, Catalog, Principal, session_config};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
+use datafusion::optimizer::Analyzer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
 
+use crate::barrier::BundQueryPlanner;
 use crate::error::{Error, Result};
 use crate::guard::{StatementKind, check_statement};
+use crate::rewrite::{SecureScanRule, Touched};
 
 /// Schemas DataFusion answers itself; every other name must be a catalog dataset.
 const INFORMATION_SCHEMA: &str = "information_schema";
@@ -43,6 +49,15 @@ pub struct PlannedQuery {
     pub schema: SchemaRef,
     pub physical: Arc<dyn ExecutionPlan>,
     pub task_ctx: Arc<TaskContext>,
+    /// Datasets read and policies applied, for the audit log.
+    pub touched: Touched,
+}
+
+/// A principal's session for one statement.
+struct PrincipalSession {
+    state: SessionState,
+    access: Arc<Access>,
+    touched: Arc<Mutex<Touched>>,
 }
 
 /// What a client learns when it prepares a statement.
@@ -69,10 +84,14 @@ impl Engine {
             .with_config(session_config())
             .with_runtime_env(catalog.runtime())
             .with_default_features()
+            .with_query_planner(Arc::new(BundQueryPlanner))
             .build();
-        bund_udfs::register_all(&mut base);
-        base.catalog_list()
-            .register_catalog(BUND_CATALOG.to_string(), catalog.catalog_provider());
+        // Users' sessions know every Bund function except those that carry secrets: policies
+        // hold those as planned expressions, users cannot name them.
+        bund_udfs::register_all(&mut base, catalog.security.secrets());
+        for name in bund_udfs::POLICY_ONLY {
+            let _removed = base.deregister_udf(name);
+        }
         Self { catalog, base }
     }
 
@@ -80,10 +99,42 @@ impl Engine {
         &self.catalog
     }
 
-    /// The session a principal's statement is planned in. Every principal currently sees the
-    /// whole catalog; grants narrow this session's catalog.
-    pub fn session(&self, _principal: &Principal) -> SessionState {
-        self.base.clone()
+    /// What the principal may see, or an error when it is no longer in the catalog.
+    pub fn access(&self, principal: &Principal) -> Result<Arc<Access>> {
+        self.catalog
+            .access(&principal.id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPrincipal {
+                id: principal.id.clone(),
+            })
+    }
+
+    /// The session a principal's statement is planned in: a catalog of the datasets granted
+    /// to it, with the columns it may see, and the secure-scan rewrite first among the
+    /// analyzer rules.
+    fn session(&self, principal: &Principal) -> Result<PrincipalSession> {
+        let access = self.access(principal)?;
+        let catalogs = MemoryCatalogProviderList::new();
+        let _previous = catalogs.register_catalog(BUND_CATALOG.to_string(), access.catalog());
+        let touched = Arc::new(Mutex::new(Touched::default()));
+        let mut rules = Analyzer::new().rules;
+        rules.insert(
+            0,
+            Arc::new(SecureScanRule::new(
+                Arc::clone(&self.catalog),
+                Arc::clone(&access),
+                Arc::clone(&touched),
+            )),
+        );
+        let state = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(Arc::new(catalogs))
+            .with_analyzer_rules(rules)
+            .build();
+        Ok(PrincipalSession {
+            state,
+            access,
+            touched,
+        })
     }
 
     /// Parses one statement, rewrites `?` placeholders to `$1…$n` and applies the guard.
@@ -97,23 +148,31 @@ impl Engine {
         Ok((statement, kind))
     }
 
-    /// Refuses any table name that is not a dataset of the catalog, with one error for all.
-    fn check_tables(&self, state: &SessionState, statement: &DfStatement) -> Result<()> {
+    /// Refuses any table name that is not a dataset visible to the principal, with one error
+    /// for all: a dataset that exists but is not granted looks like one that does not exist.
+    fn check_tables(
+        &self,
+        state: &SessionState,
+        access: &Access,
+        statement: &DfStatement,
+    ) -> Result<()> {
         let references = state
             .resolve_table_references(statement)
             .map_err(Error::from_planning)?;
         let options = state.config().options();
         for reference in references {
+            if let datafusion::common::TableReference::Bare { table } = &reference
+                && crate::rewrite::HARMLESS_TABLE_FUNCTIONS.contains(&table.as_ref())
+            {
+                continue;
+            }
             let resolved = reference.clone().resolve(
                 &options.catalog.default_catalog,
                 &options.catalog.default_schema,
             );
             let visible = resolved.catalog.as_ref() == BUND_CATALOG
                 && (resolved.schema.as_ref() == INFORMATION_SCHEMA
-                    || self
-                        .catalog
-                        .dataset(&resolved.schema, &resolved.table)
-                        .is_some());
+                    || access.visible(&resolved.schema, &resolved.table).is_some());
             if !visible {
                 return Err(Error::NotFound {
                     name: reference.to_string(),
@@ -125,11 +184,12 @@ impl Engine {
 
     async fn logical_plan(
         &self,
-        state: &SessionState,
+        session: &PrincipalSession,
         sql: &str,
     ) -> Result<(LogicalPlan, StatementKind)> {
+        let state = &session.state;
         let (statement, kind) = self.parse(state, sql)?;
-        self.check_tables(state, &statement)?;
+        self.check_tables(state, &session.access, &statement)?;
         let plan = state
             .statement_to_plan(statement)
             .await
@@ -145,8 +205,9 @@ impl Engine {
         sql: &str,
         params: Option<&RecordBatch>,
     ) -> Result<PlannedQuery> {
-        let state = self.session(principal);
-        let (plan, kind) = self.logical_plan(&state, sql).await?;
+        let session = self.session(principal)?;
+        let (plan, kind) = self.logical_plan(&session, sql).await?;
+        let state = &session.state;
         let expected = plan.get_parameter_names().map_err(Error::from_planning)?;
         let plan = match params {
             Some(batch) => bind(plan, batch, expected.len())?,
@@ -165,18 +226,24 @@ impl Engine {
             .create_physical_plan(&plan)
             .await
             .map_err(Error::from_planning)?;
+        let touched = session
+            .touched
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
         Ok(PlannedQuery {
             kind,
             schema: physical.schema(),
             physical,
             task_ctx: state.task_ctx(),
+            touched,
         })
     }
 
     /// Plans a statement without values to describe its result and its parameters.
     pub async fn prepare(&self, principal: &Principal, sql: &str) -> Result<PreparedInfo> {
-        let state = self.session(principal);
-        let (plan, _) = self.logical_plan(&state, sql).await?;
+        let session = self.session(principal)?;
+        let (plan, _) = self.logical_plan(&session, sql).await?;
         let fields = plan.get_parameter_fields().map_err(Error::from_planning)?;
         let mut ids: Vec<(usize, String)> = Vec::with_capacity(fields.len());
         for id in fields.keys() {

@@ -16,6 +16,12 @@ pub enum Error {
         "{what} is not allowed: Bund is read-only; run SELECT, WITH, VALUES, EXPLAIN, SHOW or DESCRIBE"
     )]
     Refused { what: String },
+    /// Something the principal may not do, for another reason than read-only-ness.
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// The principal no longer exists in the security catalog (it was reloaded).
+    #[error("principal `{id}` is not in the security catalog; log in again")]
+    UnknownPrincipal { id: String },
     /// Bound parameters that do not fit the statement.
     #[error("bad parameters: {message}")]
     Parameters { message: String },

@@ -1,7 +1,9 @@
 //! The statement guard: only read-only statements reach the planner.
 
+use std::ops::ControlFlow;
+
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Statement, TableFactor, Visit, Visitor};
 
 use crate::error::{Error, Result};
 
@@ -14,13 +16,91 @@ pub enum StatementKind {
     Describe,
 }
 
-/// Admits SELECT / WITH / VALUES / EXPLAIN / SHOW / DESCRIBE; refuses everything else.
+/// Table functions that read no data: every other one is refused.
+const ALLOWED_TABLE_FUNCTIONS: &[&str] = &["generate_series", "range"];
+
+/// Admits SELECT / WITH / VALUES / EXPLAIN / SHOW / DESCRIBE; refuses everything else, and
+/// calls of policy-only functions or of table functions that read files.
 pub fn check_statement(statement: &DfStatement) -> Result<StatementKind> {
+    let kind = check_kind(statement)?;
+    let mut calls = Calls(None);
+    let flow = match statement {
+        DfStatement::Statement(s) => s.visit(&mut calls),
+        DfStatement::Explain(e) => match e.statement.as_ref() {
+            DfStatement::Statement(s) => s.visit(&mut calls),
+            _ => ControlFlow::Continue(()),
+        },
+        _ => ControlFlow::Continue(()),
+    };
+    match (flow, calls.0) {
+        (ControlFlow::Break(()), Some(e)) => Err(e),
+        _ => Ok(kind),
+    }
+}
+
+/// The last part of a function or table name, unquoted and lower-cased.
+fn base_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .map(|p| p.to_string())
+        .unwrap_or_default()
+        .trim_matches(|c| c == '"' || c == '`')
+        .to_lowercase()
+}
+
+/// Finds the first forbidden call in a statement.
+struct Calls(Option<Error>);
+
+impl Visitor for Calls {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            let name = base_name(&f.name);
+            if bund_udfs::POLICY_ONLY.contains(&name.as_str()) {
+                self.0 = Some(Error::Forbidden {
+                    message: format!(
+                        "{name} carries a secret key and can only be used by security policies"
+                    ),
+                });
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        let refused = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => {
+                let n = base_name(name);
+                (!ALLOWED_TABLE_FUNCTIONS.contains(&n.as_str())).then_some(n)
+            }
+            TableFactor::Function { name, .. } => Some(base_name(name)),
+            TableFactor::TableFunction { .. } => Some("TABLE(…)".to_string()),
+            _ => None,
+        };
+        match refused {
+            Some(name) => {
+                self.0 = Some(Error::Refused {
+                    what: format!("the table function {name}"),
+                });
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    }
+}
+
+fn check_kind(statement: &DfStatement) -> Result<StatementKind> {
     match statement {
         DfStatement::Statement(s) => match s.as_ref() {
             Statement::Query(_) => Ok(StatementKind::Query),
             Statement::Explain { statement, .. } => {
-                check_statement(&DfStatement::Statement(statement.clone()))?;
+                check_kind(&DfStatement::Statement(statement.clone()))?;
                 Ok(StatementKind::Explain)
             }
             Statement::ExplainTable { .. } => Ok(StatementKind::Describe),
@@ -30,7 +110,7 @@ pub fn check_statement(statement: &DfStatement) -> Result<StatementKind> {
             }),
         },
         DfStatement::Explain(e) => {
-            check_statement(&e.statement)?;
+            check_kind(&e.statement)?;
             Ok(StatementKind::Explain)
         }
         DfStatement::CreateExternalTable(_) => Err(Error::Refused {

@@ -5,10 +5,14 @@
 //!
 //! It may import bund-catalogs, bund-udfs and DataFusion; it knows nothing about the network.
 
+mod barrier;
 mod engine;
 mod error;
 mod guard;
+mod rewrite;
 
+pub use barrier::{BarrierExec, SecurityBarrier};
 pub use engine::{Engine, PlannedQuery, PreparedInfo, client_type};
 pub use error::{Error, Result};
 pub use guard::{StatementKind, check_statement};
+pub use rewrite::Touched;

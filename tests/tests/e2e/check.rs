@@ -25,7 +25,7 @@ fn the_example_config_is_valid() {
     let (code, text) = check(&example_config("check-ok", None));
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("7 datasets") && text.contains("5 principals"),
+        text.contains("10 datasets") && text.contains("5 principals"),
         "{text}"
     );
 }
@@ -114,4 +114,70 @@ fn serve_refuses_a_bad_config_before_listening() {
         stderr.contains("security.toml") && stderr.contains("catalog.toml"),
         "{stderr}"
     );
+}
+
+#[test]
+fn security_catalog_errors_name_file_entry_and_field() {
+    let dir = example_config("check-security", None);
+    let security = std::fs::read_to_string(dir.join("security.toml")).unwrap();
+    let security = security
+        // a mask function that does not exist, and a mask of an unknown column
+        .replace(
+            "masks = { id_card = \"mask_id_card\", phone = \"mask_phone\", name = \"mask_name_cn\" }",
+            "masks = { id_card = \"mask_everything\", shoe_size = \"mask_phone\", name = \"mask_name_cn\" }",
+        )
+        ;
+    // Personal data (the licences) without a policy.
+    let security = security[..security.find("# Licences are held by").unwrap()].to_string();
+    let security = format!(
+        r#"{security}
+[[grant]]
+roles = ["anonymous"]
+datasets = ["police.residents"]
+
+[[grant]]
+roles = ["ghost"]
+datasets = ["police.nowhere"]
+
+[[policy]]
+id = "poi"
+dataset = "planning.poi"
+sensitive = ["name"]
+
+  [[policy.rule]]
+  roles = ["admin"]
+  row_filter = "count(*) > 1"
+
+  [[policy.rule]]
+  roles = ["city_analyst"]
+  masks = {{ name = {{ function = "mask_keep", args = [1, 0] }} }}
+
+  [[policy.rule]]
+  roles = ["market_analyst"]
+  masks = {{ name = {{ function = "mask_keep", args = [2, 0] }} }}
+
+  [[policy.rule]]
+  roles = ["police_officer"]
+  row_filter = "category"
+  masks = {{ category = {{ function = "mask_token", args = ["no_such_key"] }} }}
+"#
+    );
+    std::fs::write(dir.join("security.toml"), security).unwrap();
+    let (code, text) = check(&dir);
+    assert_eq!(code, 1, "{text}");
+    for expected in [
+        "policy \"residents\" rule #2: field `masks.id_card`: `mask_everything` is not a masking function",
+        "policy \"residents\" rule #2: field `masks.shoe_size`: police.residents has no column `shoe_size`",
+        "policy \"poi\" rule #4: field `row_filter`: must be a boolean expression, is Utf8",
+        "licence.licences is tagged `personal` but has no policy",
+        "grant #7: field `datasets`: police.residents is not unconditionally open",
+        "grant #8: field `roles`: unknown role `ghost`",
+        "grant #8: field `datasets`: unknown dataset `police.nowhere`",
+        "policy \"poi\" rule #1: field `row_filter`: a row filter cannot use an aggregate function",
+        "policy \"poi\": field `rule`: the dataset has sensitive columns but no default rule",
+        "mask column `name` as mask_keep(1, 0) and mask_keep(2, 0), which mask_order cannot rank",
+        "policy \"poi\" rule #4: field `masks.category`: mask_token key `no_such_key` is not declared",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
 }

@@ -61,7 +61,17 @@ async fn every_example_principal_can_log_in() {
 
 #[tokio::test]
 async fn wrong_password_unknown_user_and_missing_token_are_unauthenticated() {
-    let server = Server::start();
+    // Without a grant to `anonymous`, a request without credentials is refused.
+    let config = example_config("no-anonymous", None);
+    let security = std::fs::read_to_string(config.join("security.toml")).unwrap();
+    let grant = "[[grant]]\nroles = [\"anonymous\"]";
+    assert!(security.contains(grant));
+    std::fs::write(
+        config.join("security.toml"),
+        security.replace(grant, "[[grant]]\nroles = [\"admin\"]"),
+    )
+    .unwrap();
+    let server = Server::start_with(&config);
     let mut c = server.client().await;
     assert_eq!(
         c.handshake_basic("admin:wrong", true)
@@ -130,7 +140,7 @@ async fn wrong_password_unknown_user_and_missing_token_are_unauthenticated() {
 #[tokio::test]
 async fn catalog_tree_lists_bureaus_topics_and_table_schemas() {
     let server = Server::start();
-    let mut c = server.login("city_analyst").await;
+    let mut c = server.login("admin").await;
     let (_, _, b) = c.fetch(CommandGetCatalogs {}).await.unwrap();
     assert_eq!(column_strings(&b, 0), vec!["bund"]);
 
@@ -139,7 +149,9 @@ async fn catalog_tree_lists_bureaus_topics_and_table_schemas() {
     schemas.sort();
     assert_eq!(
         schemas,
-        vec!["hrss", "licence", "market", "planning", "police", "topic"]
+        vec![
+            "hrss", "licence", "market", "open", "planning", "police", "topic"
+        ]
     );
 
     let (_, _, b) = c
@@ -674,7 +686,7 @@ async fn sigterm_stops_the_server_cleanly() {
 #[tokio::test]
 async fn show_describe_explain_and_information_schema_answer() {
     let server = Server::start();
-    let mut c = server.login("city_analyst").await;
+    let mut c = server.login("admin").await;
     let b = c.query("SHOW TABLES").await.unwrap();
     let tables: Vec<String> = column_strings(&b, 1)
         .into_iter()
@@ -705,15 +717,25 @@ async fn show_describe_explain_and_information_schema_answer() {
 #[tokio::test]
 async fn concurrent_clients_stream_independently_while_others_fail() {
     let server = Server::start();
+    let mut admin = server.login("admin").await;
+    let pudong = column_strings(
+        &admin
+            .query("SELECT count(*) FROM police.residents WHERE district_code = '310115'")
+            .await
+            .unwrap(),
+        0,
+    )[0]
+    .parse::<usize>()
+    .unwrap();
     let mut tasks = Vec::new();
     for i in 0..6 {
-        let mut c = server
-            .login(if i % 2 == 0 {
-                "admin"
-            } else {
-                "market_analyst"
-            })
-            .await;
+        // Admins see every resident; Pudong's police their district's, through the row filter.
+        let (user, expected) = if i % 2 == 0 {
+            ("admin", RESIDENTS as usize)
+        } else {
+            ("pudong_police", pudong)
+        };
+        let mut c = server.login(user).await;
         tasks.push(tokio::spawn(async move {
             if i % 3 == 2 {
                 // Bad statements from some clients do not disturb the others.
@@ -727,11 +749,12 @@ async fn concurrent_clients_stream_independently_while_others_fail() {
                 assert!(c.query("SELECT 1/0").await.is_err());
             }
             let b = c.query("SELECT * FROM police.residents").await.unwrap();
-            row_count(&b)
+            (row_count(&b), expected)
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.unwrap() as u64, RESIDENTS);
+        let (got, expected) = t.await.unwrap();
+        assert_eq!(got, expected);
     }
 }
 

@@ -78,16 +78,17 @@ pub(crate) fn example_data() -> &'static Path {
     })
 }
 
-/// A config directory: the Shanghai example's files plus an optional server.toml.
+/// A config directory: the Shanghai example's files plus an optional server.toml. The
+/// audit log of servers using it goes to `<dir>/audit`.
 pub(crate) fn example_config(name: &str, server_toml: Option<&str>) -> PathBuf {
     let dir = scratch_dir(name);
     let example = repo_root().join("examples/shanghai");
     for f in ["catalog.toml", "security.toml"] {
         std::fs::copy(example.join(f), dir.join(f)).expect("copy example config");
     }
-    if let Some(s) = server_toml {
-        std::fs::write(dir.join("server.toml"), s).expect("write server.toml");
-    }
+    let audit = format!("audit_dir = \"{}\"\n", dir.join("audit").display());
+    let server = format!("{}{audit}", server_toml.unwrap_or_default());
+    std::fs::write(dir.join("server.toml"), server).expect("write server.toml");
     dir
 }
 

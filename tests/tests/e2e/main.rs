@@ -9,4 +9,5 @@ mod clients;
 mod flight;
 mod harness;
 mod s3;
+mod security;
 mod udfs;

@@ -123,9 +123,20 @@ async fn parquet_on_s3_compatible_storage_is_served_like_local_files() {
     assert!(weed.upload_dir(&example_data().join("police/residents"), "police/residents") > 0);
 
     let config = scratch_dir("s3-config");
-    std::fs::copy(
+    // The example's roles and principals, with one grant: this catalog has one table.
+    let example = std::fs::read_to_string(
         crate::harness::repo_root().join("examples/shanghai/security.toml"),
+    )
+    .unwrap();
+    let principals = &example[..example.find("\n[[grant]]").expect("grants in the example")];
+    std::fs::write(
         config.join("security.toml"),
+        format!("{principals}\n[[grant]]\nroles = [\"admin\"]\nschemas = [\"police\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("server.toml"),
+        format!("audit_dir = \"{}\"\n", config.join("audit").display()),
     )
     .unwrap();
     std::fs::write(

@@ -1,0 +1,95 @@
+//! Hot reload: SIGHUP, or a change of `catalog.toml`, `security.toml` or `server.toml`,
+//! loads the configuration again. A valid new version replaces the engine at once (its new
+//! version refuses tickets and handles issued under the old one); an invalid one is logged
+//! with every error and the running version stays.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bund_catalogs::{Catalog, LoadOptions};
+use bund_planner::Engine;
+
+use crate::service::EngineSlot;
+
+/// How often the files' modification times are checked.
+const POLL: Duration = Duration::from_secs(2);
+const FILES: [&str; 3] = ["catalog.toml", "security.toml", "server.toml"];
+
+fn stamps(dir: &std::path::Path) -> Vec<Option<(SystemTime, u64)>> {
+    FILES
+        .iter()
+        .map(|f| {
+            std::fs::metadata(dir.join(f))
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+/// Watches the configuration until the process ends.
+pub(crate) fn spawn(opts: LoadOptions, slot: EngineSlot) {
+    tokio::spawn(async move {
+        let mut last = stamps(&opts.config_dir);
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let signalled = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signalled = std::future::pending::<()>();
+            let reason = tokio::select! {
+                () = signalled => "SIGHUP",
+                () = tokio::time::sleep(POLL) => {
+                    let now = stamps(&opts.config_dir);
+                    if now == last {
+                        continue;
+                    }
+                    "a configuration file changed"
+                }
+            };
+            last = stamps(&opts.config_dir);
+            reload(&opts, &slot, reason).await;
+        }
+    });
+}
+
+async fn reload(opts: &LoadOptions, slot: &EngineSlot, reason: &str) {
+    tracing::info!(reason, dir = %opts.config_dir.display(), "reloading the configuration");
+    match Catalog::load(opts).await {
+        Ok(catalog) => {
+            let old_settings = current(slot).catalog().settings.clone();
+            if catalog.settings != old_settings {
+                tracing::warn!("server.toml changed: limits and lifetimes apply after a restart");
+            }
+            let version = catalog.version.clone();
+            let engine = Arc::new(Engine::new(Arc::new(catalog)));
+            match slot.write() {
+                Ok(mut e) => *e = engine,
+                Err(poisoned) => *poisoned.into_inner() = engine,
+            }
+            tracing::info!(
+                version,
+                "configuration reloaded; tickets of the old version are refused"
+            );
+        }
+        Err(e) => {
+            tracing::error!(
+                "the new configuration is invalid; still serving the previous one:\n{e}"
+            );
+        }
+    }
+}
+
+fn current(slot: &EngineSlot) -> Arc<Engine> {
+    match slot.read() {
+        Ok(e) => Arc::clone(&e),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    }
+}
