@@ -77,6 +77,13 @@ enum Command {
     },
     /// Print an argon2id hash of a password (read from standard input) for security.toml.
     HashPassword,
+    /// Create an API key for a service account: prints the key (give it to the client, who
+    /// sends it in the `x-api-key` header) and the line for security.toml (its SHA-256 only).
+    NewApiKey {
+        /// A name for the key, to tell keys apart and revoke one.
+        #[arg(long, default_value = "key1")]
+        id: String,
+    },
 }
 
 fn init_logging() {
@@ -241,6 +248,21 @@ fn main() -> anyhow::Result<ExitCode> {
             for (table, n) in counts {
                 println!("{table}: {n} rows");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::NewApiKey { id } => {
+            use base64::Engine as _;
+            let bytes: [u8; 32] = rand::random();
+            let key = format!(
+                "bund_{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            );
+            println!("key (give it to the client; it is not stored): {key}");
+            println!("security.toml, in the principal's entry:");
+            println!(
+                "api_keys = [{{ id = \"{id}\", sha256 = \"{}\" }}]",
+                bund_catalogs::sha256_hex(key.as_bytes())
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::HashPassword => {

@@ -240,6 +240,30 @@ impl Engine {
         })
     }
 
+    /// The statement as the SQL planner builds it for the principal, before the security
+    /// rewrite and the optimizer (for tools and the rewrite benchmark).
+    pub async fn sql_plan(&self, principal: &Principal, sql: &str) -> Result<LogicalPlan> {
+        let session = self.session(principal)?;
+        Ok(self.logical_plan(&session, sql).await?.0)
+    }
+
+    /// Applies the secure-scan rewrite alone to a plan from [`Engine::sql_plan`].
+    pub fn secure(
+        &self,
+        principal: &Principal,
+        plan: LogicalPlan,
+    ) -> Result<(LogicalPlan, Touched)> {
+        use datafusion::optimizer::AnalyzerRule;
+        let access = self.access(principal)?;
+        let touched = Arc::new(Mutex::new(Touched::default()));
+        let rule = SecureScanRule::new(Arc::clone(&self.catalog), access, Arc::clone(&touched));
+        let plan = rule
+            .analyze(plan, self.base.config().options())
+            .map_err(Error::from_planning)?;
+        let touched = touched.lock().map(|t| t.clone()).unwrap_or_default();
+        Ok((plan, touched))
+    }
+
     /// Plans a statement without values to describe its result and its parameters.
     pub async fn prepare(&self, principal: &Principal, sql: &str) -> Result<PreparedInfo> {
         let session = self.session(principal)?;

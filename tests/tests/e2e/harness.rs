@@ -166,6 +166,7 @@ impl Server {
         Raw {
             inner: FlightServiceClient::new(self.channel().await),
             token: None,
+            api_key: None,
         }
     }
 
@@ -212,11 +213,17 @@ impl Drop for Server {
 pub(crate) struct Raw {
     pub(crate) inner: FlightServiceClient<Channel>,
     pub(crate) token: Option<String>,
+    /// Sent as `x-api-key` when set.
+    pub(crate) api_key: Option<String>,
 }
 
 impl Raw {
     pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
+        if let Some(k) = &self.api_key {
+            req.metadata_mut()
+                .insert("x-api-key", k.parse().expect("header"));
+        }
         if let Some(t) = &self.token {
             req.metadata_mut().insert(
                 "authorization",

@@ -63,6 +63,29 @@ password_hash = "HASH"
 attributes = { districts = ["310115"] }
 "#;
 
+/// An API key made by `bund new-api-key` for the service account `etl_service`.
+fn api_key() -> &'static (String, String) {
+    static KEY: OnceLock<(String, String)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let out = std::process::Command::new(crate::harness::bund_bin())
+            .args(["new-api-key", "--id", "etl"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let key = text
+            .lines()
+            .find_map(|l| l.split_once("): ").map(|(_, k)| k.to_string()))
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("api_keys = "))
+            .unwrap()
+            .to_string();
+        (key, line)
+    })
+}
+
 /// The example's config plus [`EXTRA`], with the password hash of `city_analyst-demo`.
 fn config() -> &'static PathBuf {
     static CONFIG: OnceLock<PathBuf> = OnceLock::new();
@@ -78,7 +101,15 @@ fn config() -> &'static PathBuf {
         let hash = hash_line
             .trim_start_matches("password_hash = \"")
             .trim_end_matches('"');
-        std::fs::write(&path, format!("{text}{}", EXTRA.replace("HASH", hash))).unwrap();
+        let service = format!(
+            "\n[[principal]]\nid = \"etl_service\"\nkind = \"service\"\nroles = [\"resident_reader\"]\n{}\n",
+            api_key().1
+        );
+        std::fs::write(
+            &path,
+            format!("{text}{}{service}", EXTRA.replace("HASH", hash)),
+        )
+        .unwrap();
         dir
     })
 }
@@ -520,6 +551,21 @@ async fn attributes_roles_and_deny_columns_resolve_as_declared() {
             "{id}"
         );
     }
+    // 32. A service account's API key in `x-api-key` acts as that account; a wrong key is
+    // refused and does not fall back to anonymous access.
+    let mut svc = server.client().await;
+    svc.api_key = Some(api_key().0.clone());
+    assert_eq!(
+        count(&mut svc, "SELECT count(*) FROM police.residents").await,
+        RESIDENTS as i64
+    );
+    svc.api_key = Some(format!("{}x", api_key().0));
+    assert_eq!(
+        code(&mut svc, "SELECT count(*) FROM open.residents_by_district")
+            .await
+            .0,
+        Code::Unauthenticated
+    );
 }
 
 #[tokio::test]
@@ -528,7 +574,7 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
     let t = truth(&server).await;
     let mut ca = login(&server, "city_analyst").await;
 
-    // 32. A grant on the topic is enough; the bureau tables stay invisible.
+    // 33. A grant on the topic is enough; the bureau tables stay invisible.
     assert_eq!(
         code(&mut ca, "SELECT * FROM police.residents").await.0,
         Code::NotFound
@@ -537,7 +583,7 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
         code(&mut ca, "SELECT * FROM hrss.contributions").await.0,
         Code::NotFound
     );
-    // 33. Inside the topic, residents' and contributions' ID numbers are tokens of the same
+    // 34. Inside the topic, residents' and contributions' ID numbers are tokens of the same
     // key: the join on them finds exactly the rows the raw join finds.
     assert_eq!(
         count(&mut ca, "SELECT count(*) FROM topic.population").await,
@@ -549,7 +595,7 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
             "{id}"
         );
     }
-    // 34. The token of a raw ID number cannot be computed to find a person.
+    // 35. The token of a raw ID number cannot be computed to find a person.
     assert_eq!(
         code(
             &mut ca,
@@ -562,7 +608,7 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
         .0,
         Code::PermissionDenied
     );
-    // 35. EXPLAIN shows the key's name, never the key.
+    // 36. EXPLAIN shows the key's name, never the key.
     let b = ca
         .query("EXPLAIN VERBOSE SELECT * FROM topic.population")
         .await
@@ -570,7 +616,7 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
     let plan = column_strings(&b, 1).join("\n");
     assert!(plan.contains("city_token"), "{plan}");
     assert!(!plan.contains(TOKEN_KEY), "the key leaked into EXPLAIN");
-    // 36. The police officer's EXPLAIN shows its own district, no other principal's.
+    // 37. The police officer's EXPLAIN shows its own district, no other principal's.
     let mut p = login(&server, "pudong_police").await;
     let b = p
         .query("EXPLAIN SELECT * FROM police.residents")
@@ -582,7 +628,7 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
         "{plan}"
     );
     assert!(!plan.contains("OR (1=1"), "{plan}");
-    // 37. market_analyst: enterprises masked 6+4, licences of enterprises only, no residents.
+    // 38. market_analyst: enterprises masked 6+4, licences of enterprises only, no residents.
     let mut m = login(&server, "market_analyst").await;
     for id in strings(
         &mut m,
@@ -613,13 +659,13 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
     let server = start();
     let t = truth(&server).await;
 
-    // 38. Not granted looks exactly like not existing.
+    // 39. Not granted looks exactly like not existing.
     let mut p = login(&server, "pudong_police").await;
     let (c1, m1) = code(&mut p, "SELECT * FROM market.enterprises").await;
     let (c2, m2) = code(&mut p, "SELECT * FROM market.nothing").await;
     assert_eq!((c1, c2), (Code::NotFound, Code::NotFound));
     assert_eq!(m1.replace("enterprises", "X"), m2.replace("nothing", "X"));
-    // 39. information_schema and every Flight metadata RPC list the grant only.
+    // 40. information_schema and every Flight metadata RPC list the grant only.
     assert_eq!(
         strings(&mut p, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema <> 'information_schema'").await,
         vec!["police.residents"]
@@ -635,7 +681,7 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
             .any(|s| s == "market" || s == "topic")
     );
 
-    // 40. No credentials at all: the open schema and unconditionally open tables only.
+    // 41. No credentials at all: the open schema and unconditionally open tables only.
     let mut anon = server.client().await;
     let (_, _, b) = anon.fetch(CommandGetTables::default()).await.unwrap();
     let mut names: Vec<String> = column_strings(&b, 1)
@@ -673,7 +719,7 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
         count(&mut anon, "SELECT CAST(sum(residents) AS BIGINT) FROM open.residents_by_district WHERE district_code = '310115'").await
             == t.pudong
     );
-    // 41. The audit log is the auditor's alone.
+    // 42. The audit log is the auditor's alone.
     assert_eq!(
         code(&mut p, "SELECT * FROM system.audit_log").await.0,
         Code::NotFound
@@ -689,7 +735,7 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
 async fn every_refused_statement_type_is_permission_denied() {
     let server = start();
     let mut p = login(&server, "admin").await;
-    // 42. Writes, DDL, session changes, file access and PREPARE in SQL.
+    // 43. Writes, DDL, session changes, file access and PREPARE in SQL.
     for sql in [
         "INSERT INTO police.residents VALUES ('x')",
         "UPDATE police.residents SET name = 'x'",
@@ -724,7 +770,7 @@ async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audite
     let config = example_config("adversarial-reload", None);
     let server = Server::start_with(&config);
     let mut p = server.login("pudong_police").await;
-    // 43. A ticket issued under one policy version is refused under the next.
+    // 44. A ticket issued under one policy version is refused under the next.
     let info = p
         .info(CommandStatementQuery {
             query: "SELECT count(*) FROM police.residents".into(),
@@ -753,7 +799,7 @@ async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audite
         "{}",
         err.message()
     );
-    // 44. An invalid new version keeps the old one serving.
+    // 45. An invalid new version keeps the old one serving.
     std::fs::write(
         &path,
         format!("{text}\n[[grant]]\nroles = [\"no_such_role\"]\nschemas = [\"police\"]\n"),
@@ -770,7 +816,7 @@ async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audite
         .len(),
         1
     );
-    // 45. Refusals and queries are in the audit log, with datasets and policies.
+    // 46. Refusals and queries are in the audit log, with datasets and policies.
     let _ = p
         .query("SELECT * FROM market.enterprises")
         .await
