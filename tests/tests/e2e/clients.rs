@@ -189,3 +189,88 @@ async fn jdbc_driver_runs_the_bi_flow() {
     let out = run_json(cmd, "JDBC");
     assert_bi_flow("JDBC", &out, &rows, &prepared);
 }
+
+/// The city analyst through both drivers: the catalog of its grants only (topics and open
+/// data), ID numbers as the same 32-hex tokens the Rust client gets, and a prepared
+/// statement over a topic library.
+#[tokio::test]
+async fn drivers_see_the_city_analysts_catalog_and_tokens() {
+    let python = env_or_install_hint("BUND_TEST_PYTHON");
+    let jar = env_or_install_hint("BUND_TEST_JDBC_JAR");
+    let server = Server::start();
+    let query =
+        "SELECT id_card, name, district_code FROM topic.population ORDER BY id_card, month LIMIT 3";
+    let prepared = "SELECT count(*) AS n FROM topic.population WHERE district_code = ?";
+    let mut c = server.login("city_analyst").await;
+    let b = c.query(query).await.unwrap();
+    let rows: Vec<Vec<String>> = (0..3)
+        .map(|i| {
+            (0..3)
+                .map(|col| column_strings(&b, col)[i].clone())
+                .collect()
+        })
+        .collect();
+    let b = c
+        .query("SELECT count(*) AS n FROM topic.population WHERE district_code = '310115'")
+        .await
+        .unwrap();
+    let count = column_strings(&b, 0)[0].clone();
+    let args = [
+        "--table",
+        "topic.population",
+        "--query",
+        query,
+        "--prepared",
+        prepared,
+        "--param",
+        "310115",
+    ];
+    let mut adbc = Command::new(python);
+    adbc.arg(repo_root().join("tests/clients/adbc_bi.py"))
+        .args(["--uri", &server.uri()])
+        .args(["--user", "city_analyst", "--password", "city_analyst-demo"])
+        .args(args);
+    let url = format!(
+        "jdbc:arrow-flight-sql://{}/?useEncryption=false&user=city_analyst&password=city_analyst-demo",
+        server.addr
+    );
+    let mut jdbc = Command::new("java");
+    jdbc.arg("--add-opens=java.base/java.nio=ALL-UNNAMED")
+        .arg("-cp")
+        .arg(jar)
+        .arg(repo_root().join("tests/clients/JdbcBi.java"))
+        .args(["--url", &url])
+        .args(args);
+    for (driver, cmd) in [("ADBC", adbc), ("JDBC", jdbc)] {
+        let out = run_json(cmd, driver);
+        let mut schemas = strings(&out["schemas"]["bund"]);
+        schemas.sort();
+        assert_eq!(schemas, vec!["open", "topic"], "{driver}: schemas");
+        assert!(
+            out["tables"].get("police").is_none(),
+            "{driver}: {}",
+            out["tables"]
+        );
+        let got: Vec<Vec<String>> = out["query_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(strings)
+            .collect();
+        assert_eq!(got, rows, "{driver}: query rows");
+        for r in &got {
+            assert!(
+                r[0].len() == 32 && r[0].bytes().all(|b| b.is_ascii_hexdigit()),
+                "{driver}: {r:?}"
+            );
+            assert!(r[1].contains('*'), "{driver}: {r:?}");
+        }
+        let got: Vec<Vec<String>> = out["prepared_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(strings)
+            .collect();
+        assert_eq!(got, vec![vec![count.clone()]], "{driver}: prepared rows");
+    }
+}
