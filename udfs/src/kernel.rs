@@ -221,15 +221,76 @@ fn fill_strings<B: StringSink>(
     Ok(builder.finish_array())
 }
 
+/// Maps every non-NULL string to the concatenation of the `N` parts `kernel` returns
+/// (pieces of the input, or constants) into a result of the input's string type.
+///
+/// For a kernel whose result is made of pieces of its input (a kept prefix and a fixed
+/// mask), this copies each piece once, straight into the result, where [`map_strings`]
+/// copies it into the scratch `String` first.
+pub(crate) fn map_string_parts<const N: usize>(
+    name: &str,
+    input: &ColumnarValue,
+    kernel: impl for<'a> FnMut(&'a str) -> [&'a str; N],
+) -> Result<ColumnarValue> {
+    on_array(input, |array| {
+        let rows = array.len();
+        match array.data_type() {
+            DataType::Utf8View => {
+                fill_parts(name, array, StringViewBuilder::with_capacity(rows), kernel)
+            }
+            DataType::LargeUtf8 => {
+                let bytes = array.as_string::<i64>().values().len();
+                let builder = GenericStringBuilder::<i64>::with_capacity(rows, bytes);
+                fill_parts(name, array, builder, kernel)
+            }
+            _ => {
+                let bytes = array.as_string_opt::<i32>().map_or(0, |a| a.values().len());
+                let builder = GenericStringBuilder::<i32>::with_capacity(rows, bytes);
+                fill_parts(name, array, builder, kernel)
+            }
+        }
+    })
+}
+
+fn fill_parts<B: StringSink, const N: usize>(
+    name: &str,
+    array: &ArrayRef,
+    mut builder: B,
+    mut kernel: impl for<'a> FnMut(&'a str) -> [&'a str; N],
+) -> Result<ArrayRef> {
+    // Only the view builder, which takes whole values, needs it.
+    let mut scratch = String::new();
+    for_each_str(name, array, |s| match s {
+        Some(s) => builder.put_parts(&kernel(s), &mut scratch),
+        None => builder.put(None),
+    })?;
+    Ok(builder.finish_array())
+}
+
 /// An Arrow string builder of any of the three string types.
 trait StringSink {
     fn put(&mut self, value: Option<&str>);
+    /// Appends the concatenation of `parts`, using `scratch` if the builder needs a whole
+    /// value at once.
+    fn put_parts(&mut self, parts: &[&str], scratch: &mut String);
     fn finish_array(self) -> ArrayRef;
 }
 
 impl<O: OffsetSizeTrait> StringSink for GenericStringBuilder<O> {
     fn put(&mut self, value: Option<&str>) {
         self.append_option(value);
+    }
+    fn put_parts(&mut self, parts: &[&str], _scratch: &mut String) {
+        use std::fmt::Write;
+        let Some((last, first)) = parts.split_last() else {
+            return self.append_value("");
+        };
+        for part in first {
+            // Writing into the builder's buffer cannot fail.
+            let _ = self.write_str(part);
+        }
+        // Appends the last part and ends the value written so far.
+        self.append_value(last);
     }
     fn finish_array(mut self) -> ArrayRef {
         Arc::new(self.finish())
@@ -239,6 +300,11 @@ impl<O: OffsetSizeTrait> StringSink for GenericStringBuilder<O> {
 impl StringSink for StringViewBuilder {
     fn put(&mut self, value: Option<&str>) {
         self.append_option(value);
+    }
+    fn put_parts(&mut self, parts: &[&str], scratch: &mut String) {
+        scratch.clear();
+        parts.iter().for_each(|part| scratch.push_str(part));
+        self.append_value(scratch.as_str());
     }
     fn finish_array(mut self) -> ArrayRef {
         Arc::new(self.finish())

@@ -76,12 +76,20 @@ pub(crate) fn assert_strings(out: &ColumnarValue, expected: &[Option<&str>]) {
     assert_eq!(got, expected);
 }
 
+/// The keys of the secret store of [`sql_value`]'s session: name and bytes.
+pub(crate) const SQL_KEYS: [(&str, &[u8]); 2] = [
+    ("test_key", b"a key for tests"),
+    ("other_key", b"another key for tests"),
+];
+
 /// The first value of a one-row query, rendered by `ScalarValue`'s `Display` (NULL as
-/// `NULL`), with every Bund function registered.
+/// `NULL`), with every Bund function registered and the keys [`SQL_KEYS`].
 pub(crate) async fn sql_value(sql: &str) -> Result<String> {
     let ctx = SessionContext::new();
     let mut secrets = crate::SecretStore::new();
-    secrets.insert("test_key", b"a key for tests".to_vec());
+    for (name, key) in SQL_KEYS {
+        secrets.insert(name, key.to_vec());
+    }
     for udf in crate::all(&Arc::new(secrets)) {
         ctx.register_udf(udf.as_ref().clone());
     }

@@ -15,7 +15,7 @@ use crate::domain::coords;
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DOC_SECTION_OTHER,
-        "Converts a GCJ-02 point (Chinese web maps) back to WGS-84, iterating the forward transform until it agrees to better than 1e-8 degrees (the usual one-step inverse is off by up to about 2 m). Points outside China's rough bounding box are returned unchanged. Returns struct<lon: double, lat: double>; NULL when either argument is \
+        "Converts a GCJ-02 point (Chinese web maps) back to WGS-84, solving the forward transform to better than 1e-8 degrees by a Newton step from the usual one-step inverse (which alone is off by up to about 2 m). Points outside China's rough bounding box are returned unchanged. Returns struct<lon: double, lat: double>; NULL when either argument is \
          NULL.",
         "gcj02_to_wgs84(lon, lat)",
     )

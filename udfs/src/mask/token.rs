@@ -153,7 +153,7 @@ impl ScalarUDFImpl for MaskTokenFunc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{arr, assert_strings, invoke, lit, values};
+    use crate::testing::{SQL_KEYS, arr, assert_strings, invoke, lit, sql_value, values};
     use datafusion::common::ScalarValue;
 
     fn store() -> Arc<SecretStore> {
@@ -257,6 +257,34 @@ mod tests {
         );
         let out = invoke(&f, vec![lit("x".into()), lit(ScalarValue::Utf8(None))])?;
         assert_strings(&out, &[None]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn sql_tokens_are_the_mac_under_the_named_key_of_the_session_store() -> Result<()> {
+        let id = "310101198503121236";
+        let query = |key: &str| format!("SELECT mask_token('{id}', '{key}')");
+        let [(test_key, test_bytes), (other_key, _)] = SQL_KEYS;
+        let first = sql_value(&query(test_key)).await?;
+        assert_eq!(first, sql_value(&query(test_key)).await?);
+        assert_eq!(first.len(), 32);
+        assert!(
+            first
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+            "{first}"
+        );
+        assert_eq!(first, token(test_bytes, id));
+        assert_ne!(first, sql_value(&query(other_key)).await?);
+        // Over a column: equal values, equal tokens.
+        let distinct = sql_value(
+            "SELECT count(DISTINCT mask_token(column1, 'test_key')) \
+             FROM (VALUES ('a'), ('b'), ('a'), ('b'))",
+        )
+        .await?;
+        assert_eq!(distinct, "2");
+        let null = sql_value("SELECT mask_token(CAST(NULL AS VARCHAR), 'test_key')").await?;
+        assert_eq!(null, "NULL");
         Ok(())
     }
 
