@@ -14,7 +14,7 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
-use datafusion::optimizer::Analyzer;
+use datafusion::optimizer::{Analyzer, Optimizer, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
@@ -22,6 +22,7 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_
 use crate::barrier::BundQueryPlanner;
 use crate::error::{Error, Result};
 use crate::guard::{StatementKind, check_statement};
+use crate::pushdown::PushSafePredicates;
 use crate::rewrite::{SecureScanRule, Touched};
 
 /// Schemas DataFusion answers itself; every other name must be a catalog dataset.
@@ -78,6 +79,18 @@ pub fn client_type(dt: &DataType) -> DataType {
     }
 }
 
+/// DataFusion's optimizer rules with Bund's safe-predicate pushdown right after
+/// `PushDownFilter`, which brings the user's filters down to the barriers it then inspects.
+fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "push_down_filter")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(PushSafePredicates));
+    rules
+}
+
 impl Engine {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let mut base = SessionStateBuilder::new()
@@ -85,6 +98,7 @@ impl Engine {
             .with_runtime_env(catalog.runtime())
             .with_default_features()
             .with_query_planner(Arc::new(BundQueryPlanner))
+            .with_optimizer_rules(optimizer_rules())
             .build();
         // Users' sessions know every Bund function except those that carry secrets: policies
         // hold those as planned expressions, users cannot name them.

@@ -9,6 +9,7 @@ mod barrier;
 mod engine;
 mod error;
 mod guard;
+mod pushdown;
 mod rewrite;
 
 pub use barrier::{BarrierExec, SecurityBarrier};

@@ -44,8 +44,8 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv=None) -> argparse.Namespace:
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--uri", required=True, help="grpc://HOST:PORT (or grpc+tls://)")
-    p.add_argument("--user", required=True)
-    p.add_argument("--password", required=True)
+    p.add_argument("--user", help="omit --user and --password to connect without credentials")
+    p.add_argument("--password")
     p.add_argument("--table", required=True, help="[catalog.]schema.table, e.g. police.residents")
     p.add_argument("--catalog", default="bund",
                    help="catalog of --table when it has two parts (default bund; '' = any catalog)")
@@ -110,13 +110,16 @@ def run(args: argparse.Namespace) -> dict:
 
     catalog, schema, table = split_table(args.table, args.catalog)
     param = bind_value(args.param, args.param_type)
+    if (args.user is None) != (args.password is None):
+        raise ValueError("give both --user and --password, or neither (no credentials)")
     db_kwargs = {
-        "username": args.user,
-        "password": args.password,
         DatabaseOptions.TIMEOUT_QUERY.value: str(args.timeout),
         DatabaseOptions.TIMEOUT_FETCH.value: str(args.timeout),
         DatabaseOptions.TIMEOUT_UPDATE.value: str(args.timeout),
     }
+    if args.user is not None:
+        db_kwargs["username"] = args.user
+        db_kwargs["password"] = args.password
     out: dict[str, Any] = {}
     step = "connect"
     try:

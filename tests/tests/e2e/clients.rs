@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use datafusion::arrow::array::RecordBatch;
 use serde_json::Value;
 
 use crate::harness::{Server, column_strings, repo_root};
@@ -52,6 +53,7 @@ fn strings(v: &Value) -> Vec<String> {
         .iter()
         .map(|x| match x {
             Value::String(s) => s.clone(),
+            Value::Null => "NULL".to_string(),
             other => other.to_string(),
         })
         .collect()
@@ -195,82 +197,276 @@ async fn jdbc_driver_runs_the_bi_flow() {
 /// statement over a topic library.
 #[tokio::test]
 async fn drivers_see_the_city_analysts_catalog_and_tokens() {
-    let python = env_or_install_hint("BUND_TEST_PYTHON");
-    let jar = env_or_install_hint("BUND_TEST_JDBC_JAR");
     let server = Server::start();
-    let query =
-        "SELECT id_card, name, district_code FROM topic.population ORDER BY id_card, month LIMIT 3";
-    let prepared = "SELECT count(*) AS n FROM topic.population WHERE district_code = ?";
-    let mut c = server.login("city_analyst").await;
-    let b = c.query(query).await.unwrap();
-    let rows: Vec<Vec<String>> = (0..3)
-        .map(|i| {
-            (0..3)
-                .map(|col| column_strings(&b, col)[i].clone())
-                .collect()
-        })
-        .collect();
-    let b = c
-        .query("SELECT count(*) AS n FROM topic.population WHERE district_code = '310115'")
-        .await
-        .unwrap();
-    let count = column_strings(&b, 0)[0].clone();
-    let args = [
-        "--table",
-        "topic.population",
-        "--query",
-        query,
-        "--prepared",
-        prepared,
-        "--param",
-        "310115",
-    ];
-    let mut adbc = Command::new(python);
-    adbc.arg(repo_root().join("tests/clients/adbc_bi.py"))
-        .args(["--uri", &server.uri()])
-        .args(["--user", "city_analyst", "--password", "city_analyst-demo"])
-        .args(args);
-    let url = format!(
-        "jdbc:arrow-flight-sql://{}/?useEncryption=false&user=city_analyst&password=city_analyst-demo",
-        server.addr
-    );
-    let mut jdbc = Command::new("java");
-    jdbc.arg("--add-opens=java.base/java.nio=ALL-UNNAMED")
-        .arg("-cp")
-        .arg(jar)
-        .arg(repo_root().join("tests/clients/JdbcBi.java"))
-        .args(["--url", &url])
-        .args(args);
-    for (driver, cmd) in [("ADBC", adbc), ("JDBC", jdbc)] {
-        let out = run_json(cmd, driver);
-        let mut schemas = strings(&out["schemas"]["bund"]);
-        schemas.sort();
-        assert_eq!(schemas, vec!["open", "topic"], "{driver}: schemas");
+    let flow = Flow {
+        user: Some("city_analyst"),
+        table: "topic.population",
+        query: "SELECT id_card, name, district_code FROM topic.population ORDER BY id_card, month LIMIT 3",
+        prepared: "SELECT count(*) AS n FROM topic.population WHERE district_code = ?",
+        param: "310115",
+    };
+    let want = flow.expected(&server).await;
+    for (driver, out) in flow.run(&server) {
+        want.check(driver, &out, &["open", "topic"]);
         assert!(
             out["tables"].get("police").is_none(),
             "{driver}: {}",
             out["tables"]
         );
-        let got: Vec<Vec<String>> = out["query_rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(strings)
-            .collect();
-        assert_eq!(got, rows, "{driver}: query rows");
-        for r in &got {
+        for r in rows_of(&out["query_rows"]) {
             assert!(
                 r[0].len() == 32 && r[0].bytes().all(|b| b.is_ascii_hexdigit()),
                 "{driver}: {r:?}"
             );
             assert!(r[1].contains('*'), "{driver}: {r:?}");
         }
-        let got: Vec<Vec<String>> = out["prepared_rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(strings)
-            .collect();
-        assert_eq!(got, vec![vec![count.clone()]], "{driver}: prepared rows");
     }
+}
+
+/// The other principals of the example, each through both drivers, as the security
+/// catalog describes them: the market analyst (enterprises with representatives' ID
+/// numbers masked 6+4, licences of enterprises only, no residents), the auditor (the audit
+/// log and nothing else), the admin (everything, unmasked, but not the audit log) and a
+/// client without any credentials (open data and the points of interest).
+#[tokio::test]
+async fn drivers_see_every_example_principal_as_described() {
+    let server = Server::start();
+
+    // market_analyst
+    let mut admin = server.login("admin").await;
+    let b = admin
+        .query("SELECT licence_type FROM licence.licences WHERE uscc_valid(holder_id) ORDER BY licence_id LIMIT 1")
+        .await
+        .unwrap();
+    let licence_type = column_strings(&b, 0)[0].clone();
+    let flow = Flow {
+        user: Some("market_analyst"),
+        table: "market.enterprises",
+        query: "SELECT uscc, legal_rep_id_card, status FROM market.enterprises ORDER BY uscc LIMIT 3",
+        prepared: "SELECT count(*) AS n FROM licence.licences WHERE licence_type = ?",
+        param: &licence_type,
+    };
+    let want = flow.expected(&server).await;
+    // Licences held by residents are not the market analyst's: fewer than the admin sees.
+    let all = admin
+        .query(&format!(
+            "SELECT count(*) FROM licence.licences WHERE licence_type = '{licence_type}'"
+        ))
+        .await
+        .unwrap();
+    let all: i64 = column_strings(&all, 0)[0].parse().unwrap();
+    let enterprises_only: i64 = want.prepared[0][0].parse().unwrap();
+    assert!(
+        0 < enterprises_only && enterprises_only < all,
+        "{enterprises_only} of {all}"
+    );
+    for (driver, out) in flow.run(&server) {
+        want.check(driver, &out, &["licence", "market", "open", "topic"]);
+        assert_eq!(strings(&out["tables"]["topic"]), vec!["legal_entity"]);
+        assert_eq!(
+            strings(&out["tables"]["open"]),
+            vec!["enterprises_by_district"]
+        );
+        for r in rows_of(&out["query_rows"]) {
+            let id = r[1].as_str();
+            assert!(
+                id.chars().count() == 18 && &id[6..14] == "********",
+                "{driver}: {r:?}"
+            );
+        }
+    }
+
+    // auditor: a statement another principal ran is in the log, once, with its outcome.
+    let marker = format!("SELECT 'drivers-{}' AS marker", server.addr);
+    let mut police = server.login("pudong_police").await;
+    police.query(&marker).await.unwrap();
+    let mut auditor = server.login("auditor").await;
+    let lookup = format!(
+        "SELECT principal, rpc, outcome FROM system.audit_log WHERE statement = '{}'",
+        marker.replace('\'', "''")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::harness::row_count(&auditor.query(&lookup).await.unwrap()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query is not in the audit log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let flow = Flow {
+        user: Some("auditor"),
+        table: "system.audit_log",
+        query: &lookup,
+        prepared: "SELECT count(*) AS n FROM system.audit_log WHERE statement = ?",
+        param: &marker,
+    };
+    let want = flow.expected(&server).await;
+    assert_eq!(want.prepared, vec![vec!["1".to_string()]]);
+    assert_eq!(want.query[0][0], "pudong_police");
+    for (driver, out) in flow.run(&server) {
+        want.check(driver, &out, &["system"]);
+    }
+
+    // admin: every bureau, topic and open dataset, values unmasked; not the audit log.
+    let flow = Flow {
+        user: Some("admin"),
+        table: "police.residents",
+        query: "SELECT id_card, phone, name FROM police.residents ORDER BY id_card LIMIT 3",
+        prepared: "SELECT count(*) AS n FROM police.residents WHERE district_code = ?",
+        param: "310115",
+    };
+    let want = flow.expected(&server).await;
+    let bureaus = [
+        "hrss", "licence", "market", "open", "planning", "police", "topic",
+    ];
+    for (driver, out) in flow.run(&server) {
+        want.check(driver, &out, &bureaus);
+        for r in rows_of(&out["query_rows"]) {
+            assert!(r.iter().all(|v| !v.contains('*')), "{driver}: {r:?}");
+        }
+    }
+
+    // No credentials: the open schema and the points of interest, nothing else.
+    let flow = Flow {
+        user: None,
+        table: "open.residents_by_district",
+        query: "SELECT * FROM open.residents_by_district ORDER BY district_code, sex LIMIT 4",
+        prepared: "SELECT count(*) AS n FROM planning.poi WHERE district_code = ?",
+        param: "310115",
+    };
+    let want = flow.expected(&server).await;
+    for (driver, out) in flow.run(&server) {
+        want.check(driver, &out, &["open", "planning"]);
+        assert_eq!(strings(&out["tables"]["planning"]), vec!["poi"]);
+    }
+}
+
+/// One BI flow (see `tests/clients/adbc_bi.py`) as one principal; `None` connects without
+/// credentials.
+struct Flow<'a> {
+    user: Option<&'a str>,
+    table: &'a str,
+    query: &'a str,
+    prepared: &'a str,
+    param: &'a str,
+}
+
+/// What the Rust client sees for a [`Flow`], to compare the drivers against.
+struct Expected {
+    columns: Vec<String>,
+    query: Vec<Vec<String>>,
+    prepared: Vec<Vec<String>>,
+}
+
+impl Flow<'_> {
+    async fn expected(&self, server: &Server) -> Expected {
+        let mut c = match self.user {
+            Some(user) => server.login(user).await,
+            None => server.client().await,
+        };
+        let (schema, table) = self.table.split_once('.').expect("schema.table");
+        let columns = c
+            .query(&format!("SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = '{table}' ORDER BY ordinal_position"))
+            .await
+            .unwrap();
+        let literal = format!("'{}'", self.param.replace('\'', "''"));
+        let prepared = self.prepared.replace('?', &literal);
+        Expected {
+            columns: column_strings(&columns, 0),
+            query: batch_rows(&c.query(self.query).await.unwrap()),
+            prepared: batch_rows(&c.query(&prepared).await.unwrap()),
+        }
+    }
+
+    /// The flow through the ADBC driver, then the JDBC driver.
+    fn run(&self, server: &Server) -> Vec<(&'static str, Value)> {
+        let python = env_or_install_hint("BUND_TEST_PYTHON");
+        let jar = env_or_install_hint("BUND_TEST_JDBC_JAR");
+        let args = [
+            "--table",
+            self.table,
+            "--query",
+            self.query,
+            "--prepared",
+            self.prepared,
+            "--param",
+            self.param,
+        ];
+        let mut adbc = Command::new(python);
+        adbc.arg(repo_root().join("tests/clients/adbc_bi.py"))
+            .args(["--uri", &server.uri()]);
+        let mut url = format!(
+            "jdbc:arrow-flight-sql://{}/?useEncryption=false",
+            server.addr
+        );
+        if let Some(user) = self.user {
+            let password = format!("{user}-demo");
+            adbc.args(["--user", user, "--password", &password]);
+            url.push_str(&format!("&user={user}&password={password}"));
+        }
+        adbc.args(args);
+        let mut jdbc = Command::new("java");
+        jdbc.arg("--add-opens=java.base/java.nio=ALL-UNNAMED")
+            .arg("-cp")
+            .arg(jar)
+            .arg(repo_root().join("tests/clients/JdbcBi.java"))
+            .args(["--url", &url])
+            .args(args);
+        vec![
+            ("ADBC", run_json(adbc, "ADBC")),
+            ("JDBC", run_json(jdbc, "JDBC")),
+        ]
+    }
+}
+
+impl Expected {
+    /// The driver saw exactly `schemas` of catalog `bund`, the table's columns, and the
+    /// Rust client's rows for both statements.
+    fn check(&self, driver: &str, out: &Value, schemas: &[&str]) {
+        let mut got = strings(&out["schemas"]["bund"]);
+        got.sort();
+        assert_eq!(got, schemas, "{driver}: schemas");
+        let mut listed: Vec<&str> = out["tables"]
+            .as_object()
+            .expect("tables")
+            .iter()
+            .filter(|(_, t)| !t.as_array().is_some_and(Vec::is_empty))
+            .map(|(s, _)| s.as_str())
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, schemas, "{driver}: schemas with tables");
+        let columns: Vec<String> = out["table_schema"]
+            .as_array()
+            .expect("table_schema")
+            .iter()
+            .map(|c| strings(c)[0].clone())
+            .collect();
+        assert_eq!(columns, self.columns, "{driver}: columns");
+        assert_eq!(
+            rows_of(&out["query_rows"]),
+            self.query,
+            "{driver}: query rows"
+        );
+        assert_eq!(
+            rows_of(&out["prepared_rows"]),
+            self.prepared,
+            "{driver}: prepared rows"
+        );
+    }
+}
+
+fn rows_of(v: &Value) -> Vec<Vec<String>> {
+    v.as_array().expect("rows").iter().map(strings).collect()
+}
+
+fn batch_rows(b: &[RecordBatch]) -> Vec<Vec<String>> {
+    let Some(first) = b.first() else {
+        return Vec::new();
+    };
+    let columns: Vec<Vec<String>> = (0..first.num_columns())
+        .map(|c| column_strings(b, c))
+        .collect();
+    (0..columns[0].len())
+        .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+        .collect()
 }

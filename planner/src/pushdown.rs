@@ -1,0 +1,298 @@
+//! Moves the user's predicates that cannot fail below the security barrier, so that the
+//! source can use them (Parquet statistics and page pruning now; remote SQL with
+//! federation) without giving the user an oracle on hidden rows.
+//!
+//! The barrier exists so that a predicate is never evaluated on a row the row filter
+//! removed: an expression that can raise (`1 / (CASE WHEN id_card = '…' THEN 0 …)`, a
+//! failing CAST) would tell its author that a hidden row exists. A predicate that cannot
+//! raise for any input value tells nothing by being evaluated, so it may run next to the
+//! row filter. This rule moves a conjunct of a `Filter` directly above a barrier when
+//!
+//! - every column it names is an unmasked column of the dataset (the barrier passes the
+//!   raw value through; a masked or denied column's value above the barrier is not the raw
+//!   value, so the predicate would mean something else below it), and
+//! - it is built only from columns, literals, comparisons, AND / OR / NOT, IS [NOT] NULL,
+//!   IS [NOT] TRUE/FALSE/UNKNOWN, IN lists, BETWEEN, LIKE with a literal pattern, TRY_CAST
+//!   and casts that cannot fail (widening numbers, between string types).
+//!
+//! Everything else — function calls, arithmetic, CASE, casts that can fail, subqueries,
+//! parameters — stays above the barrier. Runs right after DataFusion's `PushDownFilter`,
+//! which has by then moved the user's filters down to the barrier; the next pass of
+//! `PushDownFilter` takes the moved conjuncts on into the scan.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, Result};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, ExprSchemable, Extension, Filter, LogicalPlan, Operator, Projection,
+};
+use datafusion::optimizer::optimizer::ApplyOrder;
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use crate::barrier::SecurityBarrier;
+
+#[derive(Debug, Default)]
+pub(crate) struct PushSafePredicates;
+
+impl OptimizerRule for PushSafePredicates {
+    fn name(&self) -> &str {
+        "bund_push_safe_predicates"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::Filter(filter) = plan else {
+            return Ok(Transformed::no(plan));
+        };
+        let barrier = match filter.input.as_ref() {
+            LogicalPlan::Extension(e) => e.node.as_any().downcast_ref::<SecurityBarrier>(),
+            _ => None,
+        };
+        let Some(barrier) = barrier else {
+            return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+        };
+        // What each output column of the barrier is below it: a raw column, or not.
+        let raw_columns = passthrough_columns(&barrier.input);
+        let mut below = Vec::new();
+        let mut above = Vec::new();
+        for conjunct in split_conjunction_owned(filter.predicate.clone()) {
+            match translate(&conjunct, &raw_columns, barrier.input.schema()) {
+                Some(expr) => below.push(expr),
+                None => above.push(conjunct),
+            }
+        }
+        let Some(moved) = conjunction(below) else {
+            return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+        };
+        let inner = push_under_masks(barrier.input.clone(), moved)?;
+        let barrier = LogicalPlan::Extension(Extension {
+            node: Arc::new(SecurityBarrier {
+                dataset: barrier.dataset.clone(),
+                input: inner,
+            }),
+        });
+        let plan = match conjunction(above) {
+            Some(rest) => LogicalPlan::Filter(Filter::try_new(rest, Arc::new(barrier))?),
+            None => barrier,
+        };
+        Ok(Transformed::yes(plan))
+    }
+}
+
+/// For each output column of the barrier's input (by position): the column below the
+/// masking projection it passes through unchanged, or `None` (masked, denied, computed).
+fn passthrough_columns(input: &LogicalPlan) -> Vec<Option<Column>> {
+    match input {
+        LogicalPlan::Projection(p) => p
+            .expr
+            .iter()
+            .map(|e| match e.clone().unalias_nested().data {
+                Expr::Column(c) => Some(c),
+                _ => None,
+            })
+            .collect(),
+        other => other.schema().columns().into_iter().map(Some).collect(),
+    }
+}
+
+/// `predicate` over the barrier's input instead of its output, when it may move there.
+fn translate(predicate: &Expr, raw: &[Option<Column>], schema: &DFSchema) -> Option<Expr> {
+    if !cannot_fail(predicate, schema) {
+        return None;
+    }
+    let mut ok = true;
+    let moved = predicate
+        .clone()
+        .transform(|e| {
+            if let Expr::Column(c) = &e {
+                match schema.maybe_index_of_column(c).and_then(|i| raw.get(i)) {
+                    Some(Some(r)) => return Ok(Transformed::yes(Expr::Column(r.clone()))),
+                    _ => ok = false,
+                }
+            }
+            Ok(Transformed::no(e))
+        })
+        .ok()?
+        .data;
+    ok.then_some(moved)
+}
+
+/// `Projection(masks) ← input` becomes `Projection(masks) ← Filter(predicate) ← input`;
+/// a barrier without a masking projection gets the filter directly below it.
+fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> {
+    match input {
+        LogicalPlan::Projection(p) => {
+            let filtered = LogicalPlan::Filter(Filter::try_new(predicate, p.input)?);
+            Ok(LogicalPlan::Projection(Projection::try_new_with_schema(
+                p.expr,
+                Arc::new(filtered),
+                p.schema,
+            )?))
+        }
+        other => Ok(LogicalPlan::Filter(Filter::try_new(
+            predicate,
+            Arc::new(other),
+        )?)),
+    }
+}
+
+/// True when evaluating `expr` over rows of `schema` cannot raise an error for any row.
+fn cannot_fail(expr: &Expr, schema: &DFSchema) -> bool {
+    let ok = |e: &Expr| cannot_fail(e, schema);
+    match expr {
+        Expr::Column(_) | Expr::Literal(..) => true,
+        Expr::Alias(a) => ok(&a.expr),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::And
+                    | Operator::Or
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+            ) && ok(left)
+                && ok(right)
+        }
+        Expr::Not(e)
+        | Expr::IsNull(e)
+        | Expr::IsNotNull(e)
+        | Expr::IsTrue(e)
+        | Expr::IsFalse(e)
+        | Expr::IsUnknown(e)
+        | Expr::IsNotTrue(e)
+        | Expr::IsNotFalse(e)
+        | Expr::IsNotUnknown(e) => ok(e),
+        Expr::Between(b) => ok(&b.expr) && ok(&b.low) && ok(&b.high),
+        Expr::InList(l) => ok(&l.expr) && l.list.iter().all(ok),
+        Expr::Like(l) => {
+            l.escape_char.is_none()
+                && matches!(l.pattern.as_ref(), Expr::Literal(..))
+                && ok(&l.expr)
+        }
+        Expr::TryCast(c) => ok(&c.expr),
+        // Casts of literals were folded by the simplifier where they succeed; one left is
+        // suspect. Casts of columns are judged by their types.
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Column(_) => c
+                .expr
+                .get_type(schema)
+                .is_ok_and(|from| cast_cannot_fail(&from, c.field.data_type())),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Casts that succeed for every value of `from`: widening numbers, a number, boolean or
+/// date to text, between the string types, Date32 to Date64, and decimals to a decimal
+/// with at least as many integer and fraction digits.
+fn cast_cannot_fail(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let rank_signed = |t: &DataType| match t {
+        Int8 => Some(1),
+        Int16 => Some(2),
+        Int32 => Some(3),
+        Int64 => Some(4),
+        _ => None,
+    };
+    let rank_unsigned = |t: &DataType| match t {
+        UInt8 => Some(1),
+        UInt16 => Some(2),
+        UInt32 => Some(3),
+        UInt64 => Some(4),
+        _ => None,
+    };
+    if from == to || (text(from) && text(to)) {
+        return true;
+    }
+    if text(to) {
+        return from.is_numeric() || matches!(from, Boolean | Date32 | Date64);
+    }
+    match (from, to) {
+        (_, Float64) => from.is_integer() || matches!(from, Float16 | Float32),
+        (_, Float32) => matches!(from, Int8 | Int16 | UInt8 | UInt16 | Float16),
+        (Date32, Date64) => true,
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
+        }
+        _ => match (rank_signed(to), rank_signed(from), rank_unsigned(from)) {
+            (Some(t), Some(f), _) => t >= f,
+            // an unsigned value fits a signed type with more bits
+            (Some(t), None, Some(f)) => t > f,
+            _ => matches!((rank_unsigned(from), rank_unsigned(to)), (Some(f), Some(t)) if t >= f),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::{cast, col, lit, try_cast};
+
+    use super::*;
+
+    fn schema() -> DFSchema {
+        DFSchema::try_from(Schema::new(vec![
+            Field::new("code", DataType::Utf8, true),
+            Field::new("n", DataType::Int32, true),
+            Field::new("blob", DataType::Binary, true),
+            Field::new("d", DataType::Decimal128(10, 2), true),
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn comparisons_of_columns_with_literals_cannot_fail() {
+        let s = schema();
+        for e in [
+            col("code").eq(lit("310115")),
+            col("n").gt_eq(lit(3)).and(col("code").is_not_null()),
+            col("code").in_list(vec![lit("a"), lit("b")], true),
+            col("n").between(lit(1), lit(9)).or(col("n").is_null()),
+            col("code").like(lit("31%")),
+            cast(col("n"), DataType::Int64).lt(lit(5_i64)),
+            cast(col("n"), DataType::Utf8).eq(lit("5")),
+            try_cast(col("code"), DataType::Int32).eq(lit(5)),
+            cast(col("d"), DataType::Decimal128(20, 4)).gt(lit(0)),
+        ] {
+            assert!(cannot_fail(&e, &s), "{e}");
+        }
+    }
+
+    #[test]
+    fn anything_that_can_raise_stays_above() {
+        let s = schema();
+        for e in [
+            (lit(1) / col("n")).eq(lit(1)),
+            (col("n") + lit(1)).gt(lit(0)),
+            cast(col("code"), DataType::Int32).eq(lit(5)),
+            cast(col("blob"), DataType::Utf8).eq(lit("x")),
+            cast(col("n"), DataType::Int8).eq(lit(5_i8)),
+            cast(col("d"), DataType::Decimal128(5, 2)).gt(lit(0)),
+            cast(lit("x"), DataType::Int32).eq(col("n")),
+            datafusion::functions::expr_fn::length(col("code")).gt(lit(3)),
+        ] {
+            assert!(!cannot_fail(&e, &s), "{e}");
+        }
+    }
+}
