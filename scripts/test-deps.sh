@@ -3,7 +3,8 @@
 # (as root, with only the package registries reachable: PyPI, Maven Central, Debian):
 #   - a JDK (java >= 17, with the source launcher) and Maven, from Debian if missing;
 #   - a Python venv at $BUND_CACHE/venv with the ADBC Flight SQL driver and pyarrow (pinned);
-#   - the Flight SQL JDBC driver (a self-contained uber-jar) in $BUND_CACHE/jdbc, via Maven.
+#   - the Flight SQL JDBC driver (a self-contained uber-jar) in $BUND_CACHE/jdbc, via Maven;
+#   - PostgreSQL server binaries (Debian packages), for the database sources.
 # Writes $BUND_CACHE/env.sh exporting BUND_TEST_PYTHON and BUND_TEST_JDBC_JAR and prints the
 # same export lines. BUND_CACHE defaults to <repo>/.cache.
 #
@@ -152,11 +153,31 @@ else
     rm -rf "$work"
 fi
 
+# ---------------------------------------------------------------- database servers
+# PostgreSQL for the database-source tests: the harness starts its own server (initdb +
+# pg_ctl) in a temporary directory on a free port, so only the binaries are needed; the
+# Debian package's own service is not started.
+pg_bin() {
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        dirname "$(readlink -f "$(command -v initdb)")"
+        return
+    fi
+    # the newest /usr/lib/postgresql/N/bin with both programs
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+        if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return; fi
+    done
+}
+[ -n "$(pg_bin)" ] && command -v psql >/dev/null 2>&1 || apt_install postgresql postgresql-client
+PG_BIN="$(pg_bin)"
+[ -n "$PG_BIN" ] || { log "PostgreSQL's initdb and pg_ctl not found after installing postgresql"; exit 1; }
+log "PostgreSQL ok: $PG_BIN"
+
 # ---------------------------------------------------------------- env.sh
 cat >"$BUND_CACHE/env.sh" <<EOF
 # written by scripts/test-deps.sh
 export BUND_TEST_PYTHON="$VPY"
 export BUND_TEST_JDBC_JAR="$JAR"
 export BUND_TEST_WEED="$WEED"
+export BUND_TEST_PG_BIN="$PG_BIN"
 EOF
 cat "$BUND_CACHE/env.sh" | grep '^export'

@@ -14,9 +14,10 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::database::{self, Database, DatabaseSettings, TableLoadError};
 use crate::error::{ConfigErrors, Error, Result};
 use crate::policy::{self, Access, VisibleDataset};
-use crate::raw::{RawCatalogFile, RawTopic};
+use crate::raw::{RawCatalogFile, RawSource, RawTopic};
 use crate::sealed::{DatasetScan, SealedTable};
 use crate::security::{SecurityCatalog, sha256_hex};
 use crate::server::ServerSettings;
@@ -169,6 +170,20 @@ pub struct Catalog {
     /// and prepared handles carry it and are refused under another version.
     pub version: String,
     runtime: Arc<RuntimeEnv>,
+    /// Sources that could not be reached while loading (each names the file, the entry and
+    /// the source): their tables with declared columns are served and fail until the source
+    /// answers; those without are left out until a reload finds the source up. `bund check`
+    /// reports these as errors, `bund serve` logs them and serves the rest.
+    pub warnings: Vec<String>,
+}
+
+/// Database sources while loading.
+#[derive(Default)]
+struct Sources {
+    databases: HashMap<String, Arc<Database>>,
+    /// `schema.name` of tables left out because their database could not be asked.
+    unavailable: HashSet<String>,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -272,7 +287,9 @@ impl Catalog {
 
         let mut bureaus = Vec::new();
         let mut datasets = Vec::new();
+        let mut sources = Sources::default();
         if let Some(raw) = &raw {
+            sources.databases = Self::load_databases(raw, &catalog_path, &mut errors);
             Self::load_bureaus(
                 raw,
                 &catalog_path,
@@ -280,6 +297,7 @@ impl Catalog {
                 &buckets,
                 &state,
                 &mut errors,
+                &mut sources,
                 &mut bureaus,
                 &mut datasets,
             )
@@ -328,6 +346,7 @@ impl Catalog {
             policy::Resolver {
                 path: &security_path,
                 security: &security,
+                unavailable: &sources.unavailable,
                 datasets: &datasets,
                 state: &state,
             }
@@ -345,6 +364,7 @@ impl Catalog {
                 access,
                 version: config_version(&opts.config_dir),
                 runtime,
+                warnings: sources.warnings,
             })
         } else {
             Err(Error::Invalid(errors))
@@ -359,6 +379,7 @@ impl Catalog {
         buckets: &[String],
         state: &SessionState,
         errors: &mut ConfigErrors,
+        sources: &mut Sources,
         bureaus: &mut Vec<Bureau>,
         datasets: &mut Vec<Arc<Dataset>>,
     ) {
@@ -411,9 +432,57 @@ impl Catalog {
                     );
                     continue;
                 };
-                match source::file_table(state, &t.source, t.columns.as_deref(), data_dir, buckets)
-                    .await
-                {
+                let provider = match &t.source {
+                    RawSource::Database {
+                        database,
+                        table,
+                        query,
+                    } => {
+                        let declared = match t.columns.as_deref().map(source::declared_schema) {
+                            None => None,
+                            Some(Ok(s)) => Some(s),
+                            Some(Err(e)) => {
+                                errors.push(path, &entry, e.field, e.message);
+                                continue;
+                            }
+                        };
+                        match database::remote_table(
+                            &sources.databases,
+                            database,
+                            table.as_deref(),
+                            query.as_deref(),
+                            declared,
+                        )
+                        .await
+                        {
+                            Ok((provider, warning)) => {
+                                if let Some(w) = warning {
+                                    sources.warnings.push(format!(
+                                        "{}: {entry}: {w} (listed with its declared columns; its queries fail until the source answers)",
+                                        path.display()
+                                    ));
+                                }
+                                Ok(provider as Arc<dyn TableProvider>)
+                            }
+                            Err(TableLoadError::Config(field, message)) => {
+                                Err(source::FieldError { field, message })
+                            }
+                            Err(TableLoadError::Unavailable(m)) => {
+                                sources.warnings.push(format!(
+                                    "{}: {entry}: {m} (left out until a reload finds the source; declare its columns to keep it listed)",
+                                    path.display()
+                                ));
+                                sources.unavailable.insert(format!("{}.{}", b.id, t.name));
+                                continue;
+                            }
+                        }
+                    }
+                    file => {
+                        source::file_table(state, file, t.columns.as_deref(), data_dir, buckets)
+                            .await
+                    }
+                };
+                match provider {
                     Ok(provider) => datasets.push(Arc::new(Dataset {
                         schema: b.id.clone(),
                         name: t.name.clone(),
@@ -430,6 +499,38 @@ impl Catalog {
                 }
             }
         }
+    }
+
+    /// The `[[database]]` entries, checked; nothing is connected yet.
+    fn load_databases(
+        raw: &RawCatalogFile,
+        path: &Path,
+        errors: &mut ConfigErrors,
+    ) -> HashMap<String, Arc<Database>> {
+        let mut out = HashMap::new();
+        for d in &raw.database {
+            let entry = format!("database \"{}\"", d.name);
+            if !valid_identifier(&d.name) {
+                errors.push(
+                    path,
+                    &entry,
+                    "name",
+                    "must be lower-case letters, digits and _, starting with a letter",
+                );
+                continue;
+            }
+            if out.contains_key(&d.name) {
+                errors.push(path, &entry, "name", "duplicate database name");
+                continue;
+            }
+            match DatabaseSettings::from_raw(d).and_then(Database::open) {
+                Ok(db) => {
+                    out.insert(d.name.clone(), db);
+                }
+                Err((field, message)) => errors.push(path, &entry, field, message),
+            }
+        }
+        out
     }
 
     #[allow(clippy::too_many_arguments)]

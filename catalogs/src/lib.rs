@@ -4,9 +4,11 @@
 //! unknown keys refused, then converted once into validated types; every error names the
 //! file, the entry and the field, and all of them are reported together.
 //!
-//! It may import bund-udfs, DataFusion and object_store; it knows nothing about the network.
+//! It may import bund-udfs, DataFusion and object_store. Beyond object storage, its only
+//! network use is the bureau databases of `database/` (connections to read their tables).
 
 mod catalog;
+mod database;
 mod error;
 mod policy;
 mod raw;
@@ -20,6 +22,7 @@ pub use catalog::{
     AUDIT_LOG_TABLE, BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OPEN_SCHEMA,
     OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, audit_log_schema, session_config,
 };
+pub use database::{DatabaseKind, RemoteTable, SourceError, SourceErrorKind, source_error};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use policy::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
 pub use sealed::{DatasetScan, SealedTable};

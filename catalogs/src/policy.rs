@@ -188,6 +188,9 @@ struct Grant {
 pub(crate) struct Resolver<'a> {
     pub(crate) path: &'a Path,
     pub(crate) security: &'a SecurityCatalog,
+    /// Datasets left out because their source could not be reached at load: grants and
+    /// policies naming them are skipped (the load's warnings say why), not refused.
+    pub(crate) unavailable: &'a HashSet<String>,
     pub(crate) datasets: &'a [Arc<Dataset>],
     /// A session with every Bund function, for parsing filters and finding masks.
     pub(crate) state: &'a SessionState,
@@ -342,6 +345,7 @@ impl Resolver<'_> {
                     Some(d) => {
                         keys.insert(d.key());
                     }
+                    None if self.unavailable.contains(name) => {}
                     None => errors.push(
                         self.path,
                         &entry,
@@ -399,6 +403,9 @@ impl Resolver<'_> {
         errors: &mut ConfigErrors,
     ) -> Option<Policy> {
         let Some(dataset) = self.dataset(&raw.dataset) else {
+            if self.unavailable.contains(&raw.dataset) {
+                return None;
+            }
             errors.push(
                 self.path,
                 entry,

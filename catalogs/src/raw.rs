@@ -11,6 +11,8 @@ pub(crate) struct RawCatalogFile {
     #[serde(default)]
     pub(crate) s3: Vec<RawS3>,
     #[serde(default)]
+    pub(crate) database: Vec<RawDatabase>,
+    #[serde(default)]
     pub(crate) bureau: Vec<RawBureau>,
     #[serde(default)]
     pub(crate) topic: Vec<RawTopic>,
@@ -31,6 +33,42 @@ pub(crate) struct RawS3 {
     pub(crate) secret_access_key_env: Option<String>,
     #[serde(default)]
     pub(crate) allow_http: bool,
+}
+
+/// A bureau database: its kind, the environment variable holding its connection URL (the
+/// file never holds the secret), pool size and timeouts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDatabase {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) url_env: Option<String>,
+    #[serde(default = "default_pool_size")]
+    pub(crate) pool_size: usize,
+    #[serde(default = "default_connect_timeout")]
+    pub(crate) connect_timeout_s: f64,
+    #[serde(default = "default_statement_timeout")]
+    pub(crate) statement_timeout_s: f64,
+    /// `refuse` (default): a column of a type Bund cannot map fails the load; `text`: it is
+    /// read as text.
+    #[serde(default = "default_unsupported")]
+    pub(crate) unsupported_types: String,
+}
+
+fn default_pool_size() -> usize {
+    4
+}
+
+fn default_connect_timeout() -> f64 {
+    5.0
+}
+
+fn default_statement_timeout() -> f64 {
+    300.0
+}
+
+fn default_unsupported() -> String {
+    "refuse".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +109,12 @@ pub(crate) enum RawSource {
     },
     Ndjson {
         location: String,
+    },
+    /// A table (`schema.table` or `table`) or a query of a `[[database]]`.
+    Database {
+        database: String,
+        table: Option<String>,
+        query: Option<String>,
     },
 }
 

@@ -153,6 +153,12 @@ fn listing_options(source: &RawSource) -> Result<(ListingOptions, &str), FieldEr
                 location,
             )
         }
+        RawSource::Database { .. } => {
+            return Err(field_err(
+                "source",
+                "internal: a database source is not a file source",
+            ));
+        }
     })
 }
 

@@ -1,5 +1,6 @@
 //! The server's errors and their one mapping to gRPC status codes.
 
+use bund_catalogs::SourceErrorKind;
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use tonic::Status;
@@ -132,6 +133,17 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
 
 /// Maps a DataFusion failure during execution.
 pub(crate) fn datafusion_status(e: &DataFusionError, request_id: &str) -> Status {
+    // A database source's failure names the source (never its credentials) and says what
+    // to expect: try again later, or the statement ran past the source's timeout.
+    if let Some(source) = bund_catalogs::source_error(e) {
+        tracing::warn!(request_id, source = source.source, error = %source, "data source failed");
+        let msg = format!("{source} (request id {request_id})");
+        return match source.kind {
+            SourceErrorKind::Unavailable => Status::unavailable(msg),
+            SourceErrorKind::Timeout => Status::deadline_exceeded(msg),
+            SourceErrorKind::Remote => Status::failed_precondition(msg),
+        };
+    }
     match classify(e) {
         Class::User(m) => Status::invalid_argument(m),
         Class::Source => {

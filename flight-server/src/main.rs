@@ -188,6 +188,9 @@ async fn serve(
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    for w in &catalog.warnings {
+        tracing::warn!("{w}");
+    }
     tracing::info!(
         datasets = catalog.datasets.len(),
         principals = catalog.security.len(),
@@ -277,6 +280,17 @@ fn main() -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new()?;
             let opts = load_options(&config, data_dir);
             Ok(match rt.block_on(load(&opts)) {
+                Ok(c) if !c.warnings.is_empty() => {
+                    eprintln!(
+                        "bund: {} has {} unreachable source(s):",
+                        config.display(),
+                        c.warnings.len()
+                    );
+                    for w in &c.warnings {
+                        eprintln!("  - {w}");
+                    }
+                    ExitCode::from(1)
+                }
                 Ok(c) => {
                     println!(
                         "bund: {} is valid: {} bureaus, {} datasets, {} principals",

@@ -64,6 +64,9 @@ async fn reload(opts: &LoadOptions, slot: &EngineSlot, reason: &str) {
     tracing::info!(reason, dir = %opts.config_dir.display(), "reloading the configuration");
     match Catalog::load(opts).await {
         Ok(catalog) => {
+            for w in &catalog.warnings {
+                tracing::warn!("{w}");
+            }
             let old_settings = current(slot).catalog().settings.clone();
             if catalog.settings != old_settings {
                 tracing::warn!("server.toml changed: limits and lifetimes apply after a restart");

@@ -6,6 +6,8 @@
 
 mod check;
 mod clients;
+mod databases;
+mod dbservers;
 mod flight;
 mod harness;
 mod s3;

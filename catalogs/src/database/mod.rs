@@ -1,0 +1,423 @@
+//! Bureau databases as sources: `[[database]]` entries in catalog.toml and tables whose
+//! source is `{ kind = "database", database = "…", table = "…" }` (or `query = "…"`).
+//!
+//! Each table is a [`RemoteTable`]: its schema is declared or read from the database's
+//! catalog at load, and a scan sends one SQL statement that carries the columns read, the
+//! filters that are safe to run remotely (see [`pushdown`]) and the limit; rows stream back
+//! and are decoded straight into Arrow arrays. Nothing else reaches the remote SQL: no
+//! function call, so no mask and no policy-only function ever does.
+//!
+//! A source that is down fails only the scans that need it, within its connect timeout,
+//! with a [`SourceError`] that names the database and never its credentials; connections
+//! are made lazily and again after a failure, so the source recovers by itself.
+
+mod copy;
+pub(crate) mod postgres;
+pub(crate) mod pushdown;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::raw::RawDatabase;
+
+/// A failure of a database source, as the client should read it: which source, what
+/// happened, never the connection string.
+#[derive(Debug, Clone)]
+pub struct SourceError {
+    /// The `[[database]]` name.
+    pub source: String,
+    pub kind: SourceErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorKind {
+    /// Cannot connect, or the connection broke: try again later.
+    Unavailable,
+    /// The database cancelled the statement after its statement timeout.
+    Timeout,
+    /// The database refused or failed the statement.
+    Remote,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SourceErrorKind::Unavailable => write!(
+                f,
+                "data source `{}` is unavailable: {}",
+                self.source, self.message
+            ),
+            SourceErrorKind::Timeout => write!(
+                f,
+                "data source `{}` cancelled the query: {}",
+                self.source, self.message
+            ),
+            SourceErrorKind::Remote => write!(
+                f,
+                "data source `{}` failed the query: {}",
+                self.source, self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+impl From<SourceError> for DataFusionError {
+    fn from(e: SourceError) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+/// Finds a [`SourceError`] inside a DataFusion error, through contexts and wrappers.
+pub fn source_error(e: &DataFusionError) -> Option<&SourceError> {
+    match e {
+        DataFusionError::External(inner) => inner.downcast_ref::<SourceError>(),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            source_error(inner)
+        }
+        DataFusionError::Shared(inner) => source_error(inner),
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            datafusion::arrow::error::ArrowError::ExternalError(inner) => inner
+                .downcast_ref::<DataFusionError>()
+                .and_then(source_error),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What kind of database a `[[database]]` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// The checked settings of one `[[database]]` entry. The connection URL (with its
+/// password) is kept out of `Debug`.
+#[derive(Clone)]
+pub(crate) struct DatabaseSettings {
+    pub(crate) name: String,
+    pub(crate) kind: DatabaseKind,
+    url: String,
+    pub(crate) pool_size: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
+    pub(crate) unsupported_as_text: bool,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseSettings {
+    /// Checks one entry; errors are (field, message) and never contain the URL.
+    pub(crate) fn from_raw(raw: &RawDatabase) -> Result<Self, (&'static str, String)> {
+        let kind = match raw.kind.as_str() {
+            "postgres" | "postgresql" => DatabaseKind::Postgres,
+            other => {
+                return Err((
+                    "kind",
+                    format!("unknown database kind `{other}`; use postgres"),
+                ));
+            }
+        };
+        let Some(var) = &raw.url_env else {
+            return Err((
+                "url_env",
+                "name the environment variable that holds the connection URL (postgres://user:password@host:port/db)".into(),
+            ));
+        };
+        let url = std::env::var(var).map_err(|_| {
+            (
+                "url_env",
+                format!("environment variable `{var}` is not set"),
+            )
+        })?;
+        if raw.pool_size == 0 {
+            return Err(("pool_size", "must be at least 1".into()));
+        }
+        if raw.connect_timeout_s <= 0.0 || !raw.connect_timeout_s.is_finite() {
+            return Err(("connect_timeout_s", "must be a positive number".into()));
+        }
+        if raw.statement_timeout_s <= 0.0 || !raw.statement_timeout_s.is_finite() {
+            return Err(("statement_timeout_s", "must be a positive number".into()));
+        }
+        let unsupported_as_text = match raw.unsupported_types.as_str() {
+            "refuse" => false,
+            "text" => true,
+            other => {
+                return Err((
+                    "unsupported_types",
+                    format!("`{other}`: use refuse (the default) or text"),
+                ));
+            }
+        };
+        Ok(Self {
+            name: raw.name.clone(),
+            kind,
+            url,
+            pool_size: raw.pool_size,
+            connect_timeout: Duration::from_secs_f64(raw.connect_timeout_s),
+            statement_timeout: Duration::from_secs_f64(raw.statement_timeout_s),
+            unsupported_as_text,
+        })
+    }
+}
+
+/// One connected (or connectable) database.
+#[derive(Debug)]
+pub(crate) enum Database {
+    Postgres(postgres::PgDatabase),
+}
+
+impl Database {
+    /// Prepares the connection pool; connects nothing yet.
+    pub(crate) fn open(settings: DatabaseSettings) -> Result<Arc<Self>, (&'static str, String)> {
+        match settings.kind {
+            DatabaseKind::Postgres => Ok(Arc::new(Self::Postgres(postgres::PgDatabase::new(
+                settings,
+            )?))),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Postgres(p) => &p.settings.name,
+        }
+    }
+}
+
+/// What a remote table reads: a table (optionally schema-qualified) or a query.
+#[derive(Debug, Clone)]
+pub(crate) enum RemoteSource {
+    Table(Vec<String>),
+    Query(String),
+}
+
+impl RemoteSource {
+    /// The FROM item of the SQL Bund sends.
+    pub(crate) fn sql_from_item(&self) -> String {
+        match self {
+            Self::Table(parts) => parts
+                .iter()
+                .map(|p| pushdown::quote_ident(p))
+                .collect::<Vec<_>>()
+                .join("."),
+            Self::Query(q) => format!("({q}) AS bund_source"),
+        }
+    }
+}
+
+/// How one column is read: its remote name and whether it is fetched as text because its
+/// remote type has no Arrow counterpart (`unsupported_types = "text"`).
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteColumn {
+    pub(crate) name: String,
+    pub(crate) as_text: bool,
+}
+
+/// A table of a database source.
+#[derive(Debug)]
+pub struct RemoteTable {
+    pub(crate) database: Arc<Database>,
+    pub(crate) source: RemoteSource,
+    pub(crate) schema: SchemaRef,
+    pub(crate) columns: Vec<RemoteColumn>,
+}
+
+impl RemoteTable {
+    /// The SQL a scan with these columns, filters and limit sends (golden-tested).
+    pub fn scan_sql(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<String> {
+        pushdown::select_sql(self, projection, filters, limit)
+    }
+
+    pub fn database_name(&self) -> &str {
+        self.database.name()
+    }
+}
+
+#[async_trait]
+impl TableProvider for RemoteTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Inexact even where the database evaluates a filter exactly like DataFusion: Bund
+    /// filters the rows again, so a remote collation or a rounding difference can only
+    /// make the source send more rows, never change the answer.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if pushdown::remote_safe(self, f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let pushed: Vec<Expr> = filters
+            .iter()
+            .filter(|f| pushdown::remote_safe(self, f))
+            .cloned()
+            .collect();
+        let sql = self.scan_sql(projection, &pushed, limit)?;
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => Arc::clone(&self.schema),
+        };
+        let batch_size = state.config().batch_size();
+        match self.database.as_ref() {
+            Database::Postgres(_) => Ok(Arc::new(postgres::PgScanExec::new(
+                Arc::clone(&self.database),
+                sql,
+                schema,
+                batch_size,
+            ))),
+        }
+    }
+}
+
+/// Why a database table could not be loaded.
+pub(crate) enum TableLoadError {
+    /// The entry is wrong: (field, message).
+    Config(&'static str, String),
+    /// The database could not be asked (down, refused): the table is left out for now.
+    Unavailable(String),
+}
+
+/// The provider of one table entry whose source is a database. With declared columns it
+/// is built without asking the database (a warning says when it cannot be reached);
+/// otherwise the columns are read from the database.
+pub(crate) async fn remote_table(
+    databases: &std::collections::HashMap<String, Arc<Database>>,
+    database: &str,
+    table: Option<&str>,
+    query: Option<&str>,
+    declared: Option<SchemaRef>,
+) -> Result<(Arc<RemoteTable>, Option<String>), TableLoadError> {
+    let Some(db) = databases.get(database) else {
+        return Err(TableLoadError::Config(
+            "source.database",
+            format!("unknown database `{database}`; declare it with [[database]]"),
+        ));
+    };
+    let source = match (table, query) {
+        (Some(t), None) => {
+            let parts: Vec<String> = t.split('.').map(str::to_string).collect();
+            if parts.is_empty() || parts.len() > 2 || parts.iter().any(String::is_empty) {
+                return Err(TableLoadError::Config(
+                    "source.table",
+                    format!("`{t}`: write table or schema.table"),
+                ));
+            }
+            RemoteSource::Table(parts)
+        }
+        (None, Some(q)) => {
+            let q = q.trim().trim_end_matches(';').trim();
+            if q.is_empty() {
+                return Err(TableLoadError::Config("source.query", "empty query".into()));
+            }
+            RemoteSource::Query(q.to_string())
+        }
+        _ => {
+            return Err(TableLoadError::Config(
+                "source",
+                "give either table or query".into(),
+            ));
+        }
+    };
+    let Database::Postgres(pg) = db.as_ref();
+    match declared {
+        Some(schema) => {
+            for f in schema.fields() {
+                pushdown::pg_type(f.data_type()).map_err(|e| {
+                    TableLoadError::Config("columns", format!("column `{}`: {e}", f.name()))
+                })?;
+            }
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| RemoteColumn {
+                    name: f.name().clone(),
+                    as_text: false,
+                })
+                .collect();
+            // Check that the database answers, without making the table depend on it.
+            let warning = match pg.describe(&source).await {
+                Ok(_) => None,
+                Err(e) if e.kind == SourceErrorKind::Unavailable => Some(e.to_string()),
+                Err(e) => return Err(TableLoadError::Config("source", e.to_string())),
+            };
+            let table = RemoteTable {
+                database: Arc::clone(db),
+                source,
+                schema,
+                columns,
+            };
+            Ok((Arc::new(table), warning))
+        }
+        None => match pg.describe(&source).await {
+            Ok(cols) => {
+                let schema = postgres::schema_of(&cols);
+                let table = RemoteTable {
+                    database: Arc::clone(db),
+                    source,
+                    schema,
+                    columns: cols.into_iter().map(|(_, c)| c).collect(),
+                };
+                Ok((Arc::new(table), None))
+            }
+            Err(e) if e.kind == SourceErrorKind::Unavailable => {
+                Err(TableLoadError::Unavailable(e.to_string()))
+            }
+            Err(e) => Err(TableLoadError::Config("source", e.to_string())),
+        },
+    }
+}

@@ -1,0 +1,192 @@
+//! What a scan of a database table sends: the columns read (cast to the type Bund decodes),
+//! the filters that mean the same in the database as in Bund, and the limit.
+//!
+//! A filter is sent only when it is built from the table's columns, literals, comparisons,
+//! AND / OR / NOT, IS [NOT] NULL, IN lists and BETWEEN — no function call of any kind (so
+//! no masking or policy-only function, and no built-in whose remote namesake behaves
+//! differently), no cast, no arithmetic. Text columns are compared for (in)equality only:
+//! `<` on text follows the database's collation, not Bund's byte order. Columns fetched as
+//! text because their remote type has no Arrow counterpart are never filtered remotely.
+//! Every pushed filter is also applied again by Bund (Inexact).
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::sql::unparser::Unparser;
+use datafusion::sql::unparser::dialect::PostgreSqlDialect;
+
+use super::{Database, RemoteTable};
+
+/// `"name"` with embedded quotes doubled: always quoted, so any name is taken literally.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// True when `expr` may be sent to the table's database.
+pub(crate) fn remote_safe(table: &RemoteTable, expr: &Expr) -> bool {
+    safe(table, expr)
+}
+
+fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
+    let i = table.schema.index_of(&c.name).ok()?;
+    if table.columns[i].as_text {
+        return None;
+    }
+    Some(table.schema.field(i).data_type())
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn literal_ok(v: &ScalarValue) -> bool {
+    matches!(
+        v,
+        ScalarValue::Boolean(Some(_))
+            | ScalarValue::Int8(Some(_))
+            | ScalarValue::Int16(Some(_))
+            | ScalarValue::Int32(Some(_))
+            | ScalarValue::Int64(Some(_))
+            | ScalarValue::UInt8(Some(_))
+            | ScalarValue::UInt16(Some(_))
+            | ScalarValue::UInt32(Some(_))
+            | ScalarValue::Float64(Some(_))
+            | ScalarValue::Decimal128(Some(_), _, _)
+            | ScalarValue::Utf8(Some(_))
+            | ScalarValue::LargeUtf8(Some(_))
+            | ScalarValue::Utf8View(Some(_))
+            | ScalarValue::Date32(Some(_))
+    ) && !matches!(v, ScalarValue::Float64(Some(f)) if !f.is_finite())
+        // NUL cannot be in a PostgreSQL text value
+        && !matches!(v, ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) if s.contains('\0'))
+}
+
+/// A column compared with literals: the operand kinds that are sent.
+fn operand(table: &RemoteTable, e: &Expr) -> Option<Operand> {
+    match e {
+        Expr::Column(c) => column_type(table, c).map(|t| Operand::Column(is_text(t))),
+        Expr::Literal(v, _) if literal_ok(v) => Some(Operand::Literal),
+        _ => None,
+    }
+}
+
+enum Operand {
+    Column(bool),
+    Literal,
+}
+
+fn safe(table: &RemoteTable, expr: &Expr) -> bool {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And | Operator::Or => safe(table, left) && safe(table, right),
+            Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq => {
+                let (Some(l), Some(r)) = (operand(table, left), operand(table, right)) else {
+                    return false;
+                };
+                let text = matches!(l, Operand::Column(true)) || matches!(r, Operand::Column(true));
+                let has_column = matches!(l, Operand::Column(_)) || matches!(r, Operand::Column(_));
+                has_column && (!text || matches!(op, Operator::Eq | Operator::NotEq))
+            }
+            _ => false,
+        },
+        Expr::Not(e) => safe(table, e),
+        Expr::IsNull(e) | Expr::IsNotNull(e) => {
+            matches!(e.as_ref(), Expr::Column(c) if column_type(table, c).is_some())
+        }
+        Expr::InList(l) => {
+            matches!(operand(table, &l.expr), Some(Operand::Column(_)))
+                && !l.list.is_empty()
+                && l.list
+                    .iter()
+                    .all(|e| matches!(operand(table, e), Some(Operand::Literal)))
+        }
+        Expr::Between(b) => {
+            matches!(operand(table, &b.expr), Some(Operand::Column(false)))
+                && matches!(operand(table, &b.low), Some(Operand::Literal))
+                && matches!(operand(table, &b.high), Some(Operand::Literal))
+        }
+        _ => false,
+    }
+}
+
+/// The PostgreSQL type Bund reads a column of Arrow type `t` as.
+pub(crate) fn pg_type(t: &DataType) -> Result<String> {
+    Ok(match t {
+        DataType::Boolean => "bool".into(),
+        DataType::Int16 => "int2".into(),
+        DataType::Int32 => "int4".into(),
+        DataType::Int64 => "int8".into(),
+        DataType::Float32 => "float4".into(),
+        DataType::Float64 => "float8".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p},{s})"),
+        DataType::Utf8 => "text".into(),
+        DataType::Binary => "bytea".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::List(f) => format!("{}[]", pg_type(f.data_type())?),
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "Bund cannot read a PostgreSQL column as {other}"
+            )));
+        }
+    })
+}
+
+/// `SELECT "a"::t AS "a", … FROM source WHERE … LIMIT n`.
+pub(crate) fn select_sql(
+    table: &RemoteTable,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<String> {
+    let indices: Vec<usize> = match projection {
+        Some(p) => p.clone(),
+        None => (0..table.schema.fields().len()).collect(),
+    };
+    let mut select = Vec::with_capacity(indices.len());
+    for i in indices {
+        let field = table.schema.field(i);
+        let name = quote_ident(&table.columns[i].name);
+        let ty = match table.database.as_ref() {
+            Database::Postgres(_) => pg_type(field.data_type())?,
+        };
+        select.push(format!("{name}::{ty} AS {}", quote_ident(field.name())));
+    }
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        select.join(", "),
+        table.source.sql_from_item()
+    );
+    let unparser = Unparser::new(&PostgreSqlDialect {});
+    let mut conditions = Vec::with_capacity(filters.len());
+    for f in filters {
+        // Bund's column names, without qualifier, are the remote names.
+        let unqualified = f
+            .clone()
+            .transform(|e| match e {
+                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                    c.name,
+                )))),
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
+        let ast = unparser.expr_to_sql(&unqualified)?;
+        conditions.push(format!("({ast})"));
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    Ok(sql)
+}

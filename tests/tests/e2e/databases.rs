@@ -1,0 +1,411 @@
+//! Bureau databases as sources, against real servers started here: types, the SQL Bund
+//! sends (golden), evidence from the database that filters ran there, masks that never
+//! reach it, and a source that goes down and comes back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+
+use crate::dbservers::{PASSWORD, Postgres};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::harness::{Raw, Server, bund_bin, column_strings, example_config, example_data};
+
+const URL_ENV: &str = "BUND_TEST_HRSS_PG_URL";
+
+/// Rows of the people table: (id_card, district_code, amount).
+const PEOPLE: &[(&str, &str, &str)] = &[
+    ("310115199001011234", "310115", "100.50"),
+    ("310115198502023456", "310115", "2500.00"),
+    ("310101197003035678", "310101", "42.42"),
+    ("310104200004047890", "310104", "0.01"),
+];
+
+/// A PostgreSQL server with the bureau's tables: `people` (for filters, masks and row
+/// filters) and `types` (one row of every mapped type, one of NULLs).
+fn postgres(name: &str) -> Postgres {
+    let pg = Postgres::start(name);
+    let mut sql = String::from(
+        "CREATE SCHEMA hrss; CREATE TABLE hrss.people (id_card text NOT NULL, district_code varchar(6) NOT NULL, amount numeric(12,2));",
+    );
+    for (id, d, a) in PEOPLE {
+        sql.push_str(&format!(
+            "INSERT INTO hrss.people VALUES ('{id}', '{d}', {a});"
+        ));
+    }
+    sql.push_str(
+        "CREATE TABLE hrss.types (
+            i2 int2, i4 int4, i8 int8, small numeric(12,2), big numeric(50,10),
+            f4 float4, f8 float8, b bool, t text, v varchar(20), d date, tm time,
+            ts timestamp, tstz timestamptz, j json, jb jsonb, ia int4[], ta text[],
+            by bytea, u uuid, iv interval, k int4);
+         INSERT INTO hrss.types VALUES (
+            -32768, 2147483647, -9223372036854775808, -1234567890.12,
+            12345678901234567890123456789012345678.0123456789,
+            1.5, -2.25, true, '上海 ''quoted'' \\ back', 'varchar', '2024-02-29', '13:14:15.123456',
+            '2024-02-29 13:14:15.5', '2024-02-29 13:14:15+08', '{\"a\": [1, 2]}', '{\"b\": null}',
+            '{1,NULL,3}', '{x,\"y z\"}', '\\xdeadbeef', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+            '1 day 02:00:00', 1);
+         INSERT INTO hrss.types (k) VALUES (2);",
+    );
+    pg.sql_in("bund", &sql);
+    pg
+}
+
+/// The example's configuration plus a PostgreSQL bureau `pgsrc` with `people` (declared
+/// columns), `types` (columns read from the database) and `big_amounts` (a query), granted
+/// to admin and, with the residents' policy style, to the police officer.
+fn config(name: &str) -> PathBuf {
+    let dir = example_config(&format!("config-{name}"), None);
+    let catalog = std::fs::read_to_string(dir.join("catalog.toml")).unwrap();
+    let catalog = format!(
+        r#"{catalog}
+[[database]]
+name = "hrss_pg"
+kind = "postgres"
+url_env = "{URL_ENV}"
+connect_timeout_s = 2
+unsupported_types = "text"
+
+[[bureau]]
+id = "pgsrc"
+name_zh = "人社局数据库"
+name_en = "HRSS database"
+
+[[bureau.table]]
+name = "people"
+description = "People with amounts, in PostgreSQL."
+tags = ["personal"]
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_pg", table = "hrss.people" }}
+columns = [
+  {{ name = "id_card", type = "varchar", nullable = false }},
+  {{ name = "district_code", type = "varchar", nullable = false }},
+  {{ name = "amount", type = "decimal(12,2)" }},
+]
+
+[[bureau.table]]
+name = "types"
+description = "Every mapped type."
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_pg", table = "hrss.types" }}
+
+[[bureau.table]]
+name = "big_amounts"
+description = "A query as the source."
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_pg", query = "SELECT district_code, amount FROM hrss.people WHERE amount > 50" }}
+"#
+    );
+    std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
+    let security = std::fs::read_to_string(dir.join("security.toml")).unwrap();
+    let security = format!(
+        r#"{security}
+[[grant]]
+roles = ["admin"]
+schemas = ["pgsrc"]
+
+[[grant]]
+roles = ["police_officer"]
+datasets = ["pgsrc.people"]
+
+[[policy]]
+id = "pg_people"
+dataset = "pgsrc.people"
+sensitive = ["id_card"]
+
+  [[policy.rule]]
+  roles = ["admin"]
+
+  [[policy.rule]]
+  roles = ["police_officer"]
+  row_filter = "district_code IN ${{principal.districts}}"
+  masks = {{ id_card = "mask_id_card" }}
+
+  [[policy.rule]]
+  default = true
+  deny = ["id_card"]
+"#
+    );
+    std::fs::write(dir.join("security.toml"), security).unwrap();
+    dir
+}
+
+fn start(config: &Path, pg: &Postgres) -> Server {
+    Server::start_with_env(config, &[(URL_ENV, &pg.url())])
+}
+
+/// Rows as Arrow's display formats them (lists as `[1, , 3]`), NULL as `NULL`.
+async fn rows(c: &mut Raw, sql: &str) -> Vec<Vec<String>> {
+    let batches = c.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in &batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|a| ArrayFormatter::try_new(a.as_ref(), &options).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    out
+}
+
+/// The SQL of the PostgreSQL scan in the plan of `sql`.
+async fn remote_sql(c: &mut Raw, sql: &str) -> Vec<String> {
+    let b = c.query(&format!("EXPLAIN {sql}")).await.unwrap();
+    column_strings(&b, 1)
+        .join("\n")
+        .lines()
+        .filter_map(|l| l.split_once("PostgresScanExec: source=hrss_pg sql="))
+        .map(|(_, s)| s.trim().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn postgres_tables_are_served_with_their_types_and_filters_run_in_the_database() {
+    let pg = postgres("types");
+    let server = start(&config("pg-types"), &pg);
+    let mut admin = server.login("admin").await;
+
+    // Every mapped type, read back as text by Bund.
+    let got = rows(&mut admin, "SELECT i2, i4, i8, small, big, f4, f8, b, t, v, d, tm, ts, tstz, j, jb, ia, ta, encode(by, 'hex'), u, iv FROM pgsrc.types ORDER BY k").await;
+    assert_eq!(
+        got[0],
+        vec![
+            "-32768",
+            "2147483647",
+            "-9223372036854775808",
+            "-1234567890.12",
+            "12345678901234567890123456789012345678.0123456789",
+            "1.5",
+            "-2.25",
+            "true",
+            "上海 'quoted' \\ back",
+            "varchar",
+            "2024-02-29",
+            "13:14:15.123456",
+            "2024-02-29T13:14:15.500",
+            "2024-02-29T05:14:15Z",
+            "{\"a\": [1, 2]}",
+            "{\"b\": null}",
+            "[1, NULL, 3]",
+            "[x, y z]",
+            "deadbeef",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "1 day 02:00:00",
+        ]
+    );
+    assert!(got[1].iter().all(|v| v == "NULL"), "{:?}", got[1]);
+
+    // A query as the source.
+    assert_eq!(
+        rows(
+            &mut admin,
+            "SELECT district_code, amount FROM pgsrc.big_amounts ORDER BY amount"
+        )
+        .await,
+        vec![vec!["310115", "100.50"], vec!["310115", "2500.00"]]
+    );
+
+    // Golden SQL: what each query sends.
+    for (query, want) in [
+        (
+            "SELECT * FROM pgsrc.people",
+            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people""#,
+        ),
+        (
+            "SELECT amount FROM pgsrc.people WHERE district_code = '310115' AND amount >= 100",
+            r#"SELECT "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE (("district_code" = '310115')) AND (("amount" >= 100.00))"#,
+        ),
+        // Not sent: a range on text (collations differ), a function call, arithmetic.
+        (
+            "SELECT district_code FROM pgsrc.people WHERE district_code < '310110' OR upper(id_card) = 'X' OR amount * 2 > 5",
+            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people""#,
+        ),
+        // Sent (as DataFusion simplified them): IN, BETWEEN on a number, NOT … IS NULL.
+        (
+            "SELECT district_code FROM pgsrc.people WHERE district_code IN ('310115', '310101') AND amount BETWEEN 1 AND 200 AND NOT (amount IS NULL)",
+            r#"SELECT "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE ((("district_code" = '310115') OR ("district_code" = '310101'))) AND (("amount" >= 1.00)) AND (("amount" <= 200.00)) AND ("amount" IS NOT NULL)"#,
+        ),
+        (
+            "SELECT district_code FROM pgsrc.people LIMIT 2",
+            r#"SELECT "district_code"::text AS "district_code" FROM "hrss"."people" LIMIT 2"#,
+        ),
+    ] {
+        assert_eq!(
+            remote_sql(&mut admin, query).await,
+            vec![want.to_string()],
+            "{query}"
+        );
+    }
+
+    // The database itself says the filter ran there: one matching row sent, not four.
+    pg.sql_in("bund", "SELECT pg_stat_statements_reset()");
+    assert_eq!(
+        rows(
+            &mut admin,
+            "SELECT amount FROM pgsrc.people WHERE district_code = '310101'"
+        )
+        .await,
+        vec![vec!["42.42"]]
+    );
+    let stats = pg.sql_in(
+        "bund",
+        "SELECT rows, query FROM pg_stat_statements WHERE query LIKE 'COPY%people%'",
+    );
+    assert!(stats.starts_with("1|"), "{stats}");
+}
+
+#[tokio::test]
+async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_sql() {
+    let pg = postgres("masks");
+    let server = start(&config("pg-masks"), &pg);
+    let mut police = server.login("pudong_police").await;
+    let query =
+        "SELECT id_card, amount FROM pgsrc.people WHERE id_card LIKE '310115%' ORDER BY amount";
+    // The row filter is plain SQL and runs in the database; the mask runs in Bund.
+    assert_eq!(
+        remote_sql(&mut police, query).await,
+        vec![
+            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE ("district_code" IN ('310115'))"#
+                .to_string()
+        ]
+    );
+    let got = rows(&mut police, query).await;
+    // LIKE runs on the masked value (above the barrier): '310115********1234' starts so.
+    assert_eq!(
+        got,
+        vec![
+            vec!["310115********1234", "100.50"],
+            vec!["310115********3456", "2500.00"]
+        ]
+    );
+    // Nothing Bund sent named a masking or other Bund function.
+    let sent = pg.sql_in(
+        "bund",
+        "SELECT string_agg(query, ' ') FROM pg_stat_statements",
+    );
+    assert!(sent.contains("COPY"), "{sent}");
+    assert!(!sent.contains("mask_"), "{sent}");
+    assert!(!pg.log().contains("mask_"));
+}
+
+#[tokio::test]
+async fn a_postgres_source_that_goes_down_fails_alone_and_recovers_by_itself() {
+    let mut pg = postgres("down");
+    let server = start(&config("pg-down"), &pg);
+    let mut admin = server.login("admin").await;
+    let count = "SELECT count(*) FROM pgsrc.people";
+    assert_eq!(rows(&mut admin, count).await, vec![vec!["4"]]);
+
+    pg.stop();
+    let started = Instant::now();
+    let err = admin.query(count).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("hrss_pg"), "{}", err.message());
+    assert!(!err.message().contains(PASSWORD), "{}", err.message());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // Other bureaus go on answering.
+    assert_eq!(
+        rows(&mut admin, "SELECT count(*) > 0 FROM police.residents").await,
+        vec![vec!["true"]]
+    );
+
+    pg.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match admin.query(count).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.code(), Code::Unavailable, "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no recovery: {e}"),
+        }
+    }
+    assert_eq!(rows(&mut admin, count).await, vec![vec!["4"]]);
+}
+
+#[tokio::test]
+async fn a_source_down_at_start_is_reported_by_check_and_served_around_by_serve() {
+    let mut pg = postgres("start-down");
+    let dir = config("pg-start-down");
+    pg.stop();
+    let out = Command::new(bund_bin())
+        .args(["check", "--config"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(example_data())
+        .env(URL_ENV, pg.url())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("bureau \"pgsrc\" table \"types\"") && text.contains("hrss_pg"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+
+    // serve starts anyway: the declared table is listed and fails clearly, the others
+    // answer; after the source is back, the declared table answers without a restart.
+    let server = start(&dir, &pg);
+    let mut admin = server.login("admin").await;
+    assert_eq!(
+        admin
+            .query("SELECT count(*) FROM pgsrc.people")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unavailable
+    );
+    assert_eq!(
+        admin
+            .query("SELECT * FROM pgsrc.types")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        rows(&mut admin, "SELECT count(*) > 0 FROM market.enterprises").await,
+        vec![vec!["true"]]
+    );
+    pg.start_again();
+    assert_eq!(
+        rows(&mut admin, "SELECT count(*) FROM pgsrc.people").await,
+        vec![vec!["4"]]
+    );
+}
+
+#[test]
+fn columns_of_types_bund_cannot_map_are_refused_at_load_unless_read_as_text() {
+    let pg = postgres("refuse");
+    let dir = config("pg-refuse");
+    let catalog = std::fs::read_to_string(dir.join("catalog.toml"))
+        .unwrap()
+        .replace("unsupported_types = \"text\"\n", "");
+    std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
+    let out = Command::new(bund_bin())
+        .args(["check", "--config"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(example_data())
+        .env(URL_ENV, pg.url())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("table \"types\"")
+            && text.contains("column `iv` has type interval")
+            && text.contains("unsupported_types = \"text\""),
+        "{text}"
+    );
+}
