@@ -53,6 +53,9 @@ pub(crate) struct RawDatabase {
     /// read as text.
     #[serde(default = "default_unsupported")]
     pub(crate) unsupported_types: String,
+    /// Send safe filters to the database (default); false sends none (for comparisons).
+    #[serde(default = "default_true")]
+    pub(crate) filter_pushdown: bool,
 }
 
 fn default_pool_size() -> usize {

@@ -122,6 +122,7 @@ pub(crate) struct DatabaseSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) statement_timeout: Duration,
     pub(crate) unsupported_as_text: bool,
+    pub(crate) filter_pushdown: bool,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -185,6 +186,7 @@ impl DatabaseSettings {
             connect_timeout: Duration::from_secs_f64(raw.connect_timeout_s),
             statement_timeout: Duration::from_secs_f64(raw.statement_timeout_s),
             unsupported_as_text,
+            filter_pushdown: raw.filter_pushdown,
         })
     }
 }
@@ -205,10 +207,14 @@ impl Database {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
+    pub(crate) fn settings(&self) -> &DatabaseSettings {
         match self {
-            Self::Postgres(p) => &p.settings.name,
+            Self::Postgres(p) => &p.settings,
         }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.settings().name
     }
 }
 

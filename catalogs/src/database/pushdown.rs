@@ -25,7 +25,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
 
 /// True when `expr` may be sent to the table's database.
 pub(crate) fn remote_safe(table: &RemoteTable, expr: &Expr) -> bool {
-    safe(table, expr)
+    table.database.settings().filter_pushdown && safe(table, expr)
 }
 
 fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# PostgreSQL source benchmark (figures, not a test). Starts a PostgreSQL server of its own
+# (initdb in $BUND_CACHE/bench-pg on a free port), loads ROWS people, and reports:
+#   copy        COPY (SELECT * FROM people) TO STDOUT (FORMAT binary) through psql: the
+#               fastest the server hands out these rows
+#   bund        SELECT * FROM pgsrc.people through a release-built bund to ADBC
+#   selective   a 1 %-selective query (bucket = 7) with filter pushdown (the WHERE runs in
+#               PostgreSQL) and the same query against a database entry with
+#               filter_pushdown = false (every row is sent, Bund filters)
+# Rounds are interleaved so that machine noise hits every case alike; medians of 3.
+#
+#   bash scripts/bench-postgres.sh [ROWS]        # default: 10000000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
+bash scripts/test-deps.sh >/dev/null
+# shellcheck disable=SC1091
+source "$BUND_CACHE/env.sh"
+PY="$BUND_CACHE/venv/bin/python"
+CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
+ROWS="${1:-10000000}"
+PG="$BUND_TEST_PG_BIN"
+PASSWORD=bench-pg-pw
+
+cargo build --release -p bund-server --bin bund
+BUND="${CARGO_TARGET_DIR:-target}/release/bund"
+
+pgdir="$BUND_CACHE/bench-pg"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rm -rf "$pgdir"
+mkdir -p "$pgdir"
+echo "$PASSWORD" >"$pgdir/pw"
+[ "$(id -u)" = 0 ] && chown -R postgres "$pgdir"
+as_pg "$PG/initdb" -D "$pgdir/data" -U bund --pwfile="$pgdir/pw" --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+as_pg "$PG/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
+    -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c shared_buffers=1GB" start >/dev/null
+config="$BUND_CACHE/bench-pg-config"
+trap 'kill ${pid:-0} 2>/dev/null || true; as_pg "$PG/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null 2>&1 || true' EXIT
+psql_() { PGPASSWORD=$PASSWORD "$PG/psql" -h 127.0.0.1 -p "$port" -U bund -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+echo "== loading $ROWS rows into PostgreSQL"
+psql_ -c "CREATE TABLE people AS SELECT i::int8 AS id, lpad(i::text, 18, '0') AS id_card,
+    'name ' || i AS name,
+    (ARRAY['310101','310104','310105','310106','310107','310109','310110','310112',
+           '310113','310114','310115','310116','310117','310118','310120','310151'])[1 + i % 16] AS district_code,
+    DATE '1950-01-01' + (i % 20000)::int AS birth_date,
+    ((i % 100000) / 100.0)::numeric(12,2) AS amount,
+    (i % 100)::int4 AS bucket
+    FROM generate_series(1, $ROWS) i" -c "VACUUM ANALYZE people"
+
+mkdir -p "$config"
+cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
+cat >>"$config/catalog.toml" <<EOF
+
+[[database]]
+name = "bench_pg"
+kind = "postgres"
+url_env = "BUND_BENCH_PG_URL"
+
+[[database]]
+name = "bench_pg_nopush"
+kind = "postgres"
+url_env = "BUND_BENCH_PG_URL"
+filter_pushdown = false
+
+[[bureau]]
+id = "pgsrc"
+name_zh = "基准"
+name_en = "Benchmark"
+
+[[bureau.table]]
+name = "people"
+description = "Benchmark rows in PostgreSQL."
+open_level = "not_open"
+source = { kind = "database", database = "bench_pg", table = "public.people" }
+
+[[bureau.table]]
+name = "people_nopush"
+description = "The same rows, filters not sent."
+open_level = "not_open"
+source = { kind = "database", database = "bench_pg_nopush", table = "public.people" }
+EOF
+cat >>"$config/security.toml" <<'EOF'
+
+[[grant]]
+roles = ["admin"]
+schemas = ["pgsrc"]
+EOF
+printf 'audit_dir = "%s"\n' "$BUND_CACHE/bench-pg-audit" >"$config/server.toml"
+data="$BUND_CACHE/bench-1000000"
+[ -f "$data/MANIFEST.json" ] || "$BUND" example-data --rows 1000000 --out "$data"
+log="$BUND_CACHE/bench-pg.log"
+BUND_BENCH_PG_URL="postgres://bund:$PASSWORD@127.0.0.1:$port/postgres?sslmode=disable" RUST_LOG=warn \
+    "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
+pid=$!
+addr=""
+for _ in $(seq 1 600); do
+    addr=$(sed -n 's/^bund: serving Flight SQL on //p' "$log.out" 2>/dev/null || true)
+    [ -n "$addr" ] && break
+    sleep 0.1
+done
+[ -n "$addr" ] || { echo "bund did not start; see $log"; exit 1; }
+
+runs="$BUND_CACHE/bench-pg-runs.txt"
+: >"$runs"
+bund_run() { # case query
+    "$PY" "$CLIENT" "$addr" -u admin -p admin-demo --mode throughput --query "$2" \
+        --warmup 0 --repeat 1 --json "$BUND_CACHE/bench-pg-$1.json" >/dev/null
+    "$PY" - "$1" "$BUND_CACHE/bench-pg-$1.json" >>"$runs" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[2]))
+r = d["runs"][0] if "runs" in d else d
+rows = r.get("rows") or d.get("rows")
+secs = r.get("seconds") or r.get("elapsed_s") or d.get("seconds")
+print(sys.argv[1], rows, secs)
+PY
+}
+copy_run() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    psql_ -c "\\copy (SELECT * FROM people) TO '/dev/null' WITH (FORMAT binary)"
+    t1=$(date +%s.%N)
+    echo "copy $ROWS $(echo "$t1 - $t0" | bc)" >>"$runs"
+}
+for i in 1 2 3 4; do
+    copy_run
+    bund_run bund "SELECT * FROM pgsrc.people"
+    bund_run pushdown "SELECT * FROM pgsrc.people WHERE bucket = 7"
+    bund_run nopush "SELECT * FROM pgsrc.people_nopush WHERE bucket = 7"
+    [ "$i" = 1 ] && : >"$runs" # the first round warms caches
+done
+"$PY" - "$runs" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    case, rows, secs = line.split()
+    runs.setdefault(case, []).append((int(rows), float(secs)))
+med = {c: statistics.median(s for _, s in v) for c, v in runs.items()}
+for c, v in runs.items():
+    rows = v[0][0]
+    print(f"{c:9s} rows={rows:>9d}  median {med[c]:.3f} s  {rows / med[c] / 1e6:.2f} M rows/s")
+print(f"bund / COPY binary rows/s: {med['copy'] / med['bund']:.2f}")
+print(f"1 % selective query, pushdown speed-up: {med['nopush'] / med['pushdown']:.1f}x")
+PY
+echo "server peak RSS: $(grep VmHWM /proc/$pid/status)"
