@@ -89,7 +89,7 @@ schemas = ["pgsrc"]
 EOF
 printf 'audit_dir = "%s"\n' "$BUND_CACHE/bench-pg-audit" >"$config/server.toml"
 data="$BUND_CACHE/bench-1000000"
-[ -f "$data/MANIFEST.json" ] || "$BUND" example-data --rows 1000000 --out "$data"
+grep -qs '"generator_version": 2' "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
 log="$BUND_CACHE/bench-pg.log"
 BUND_BENCH_PG_URL="postgres://bund:$PASSWORD@127.0.0.1:$port/postgres?sslmode=disable" RUST_LOG=warn \
     "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &

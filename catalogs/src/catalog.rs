@@ -289,7 +289,8 @@ impl Catalog {
         let mut datasets = Vec::new();
         let mut sources = Sources::default();
         if let Some(raw) = &raw {
-            sources.databases = Self::load_databases(raw, &catalog_path, &mut errors);
+            sources.databases =
+                Self::load_databases(raw, &catalog_path, &opts.data_dir, &mut errors);
             Self::load_bureaus(
                 raw,
                 &catalog_path,
@@ -505,6 +506,7 @@ impl Catalog {
     fn load_databases(
         raw: &RawCatalogFile,
         path: &Path,
+        data_dir: &Path,
         errors: &mut ConfigErrors,
     ) -> HashMap<String, Arc<Database>> {
         let mut out = HashMap::new();
@@ -523,7 +525,7 @@ impl Catalog {
                 errors.push(path, &entry, "name", "duplicate database name");
                 continue;
             }
-            match DatabaseSettings::from_raw(d).and_then(Database::open) {
+            match DatabaseSettings::from_raw(d, data_dir).and_then(Database::open) {
                 Ok(db) => {
                     out.insert(d.name.clone(), db);
                 }

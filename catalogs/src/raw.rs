@@ -42,7 +42,10 @@ pub(crate) struct RawS3 {
 pub(crate) struct RawDatabase {
     pub(crate) name: String,
     pub(crate) kind: String,
+    /// PostgreSQL: the variable holding `postgres://user:password@host:port/db`.
     pub(crate) url_env: Option<String>,
+    /// SQLite: the database file, relative to the data directory or absolute.
+    pub(crate) path: Option<String>,
     #[serde(default = "default_pool_size")]
     pub(crate) pool_size: usize,
     #[serde(default = "default_connect_timeout")]

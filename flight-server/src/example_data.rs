@@ -35,7 +35,7 @@ use datafusion::parquet::schema::types::ColumnPath;
 use serde::Serialize;
 
 /// Bumped whenever the generated rows change for the same `--rows`.
-pub(crate) const GENERATOR_VERSION: u32 = 1;
+pub(crate) const GENERATOR_VERSION: u32 = 2;
 
 /// The file, directly under `out`, that marks a complete data set; written last.
 pub(crate) const MANIFEST: &str = "MANIFEST.json";
@@ -43,6 +43,18 @@ pub(crate) const MANIFEST: &str = "MANIFEST.json";
 /// Largest supported resident count (household numbers have 8 digits at ~2.5 residents
 /// each; the ID key space holds about 584 million numbers).
 pub(crate) const MAX_RESIDENTS: u64 = 200_000_000;
+
+/// The residents of the data set in `dir` and whether this version of the generator made
+/// it; `None` when `dir` holds no complete data set.
+pub(crate) fn existing(dir: &Path) -> Option<(u64, bool)> {
+    let text = fs::read_to_string(dir.join(MANIFEST)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let residents = v.get("residents")?.as_u64()?;
+    let version = v
+        .get("generator_version")
+        .and_then(serde_json::Value::as_u64);
+    Some((residents, version == Some(u64::from(GENERATOR_VERSION))))
+}
 
 /// Options of `bund example-data`.
 pub(crate) struct ExampleData {
@@ -92,6 +104,8 @@ enum Table {
 enum Format {
     Parquet,
     Csv,
+    /// One SQLite database file per table (a bureau that keeps its data in a database).
+    Sqlite,
 }
 
 impl Table {
@@ -126,6 +140,7 @@ impl Table {
     fn format(self) -> Format {
         match self {
             Table::Contributions => Format::Csv,
+            Table::Licences => Format::Sqlite,
             _ => Format::Parquet,
         }
     }
@@ -134,7 +149,30 @@ impl Table {
         match self.format() {
             Format::Parquet => "parquet",
             Format::Csv => "csv",
+            Format::Sqlite => "sqlite",
         }
+    }
+
+    /// Files the table is written as: parts of `part_rows` rows, or one database file.
+    fn parts(self, rows: u64, layout: &Layout) -> u64 {
+        match self.format() {
+            Format::Sqlite => 1,
+            _ => rows.div_ceil(layout.part_rows),
+        }
+    }
+
+    /// The file name of one part (the one database file of a SQLite table).
+    fn file_name(self, part: u64) -> String {
+        match self.format() {
+            Format::Sqlite => format!("{}.sqlite", self.sql_name()),
+            _ => format!("part-{part:05}.{}", self.extension()),
+        }
+    }
+
+    /// The table's name inside its bureau.
+    fn sql_name(self) -> &'static str {
+        let q = self.qualified_name();
+        q.split_once('.').map_or(q, |(_, t)| t)
     }
 
     fn rows(self, world: &World) -> u64 {
@@ -1246,14 +1284,15 @@ fn generate_with(
         fs::create_dir_all(tmp.path.join(table.dir()))
             .with_context(|| format!("creating {}", tmp.path.join(table.dir()).display()))?;
         let rows = table.rows(&world);
-        let parts = rows.div_ceil(layout.part_rows);
+        let parts = table.parts(rows, layout);
+        let part_rows = rows.div_ceil(parts.max(1)).max(1);
         for part in 0..parts {
-            let start = part * layout.part_rows;
+            let start = part * part_rows;
             jobs.push(Job {
                 table,
                 part,
                 parts,
-                rows: start..(start + layout.part_rows).min(rows),
+                rows: start..(start + part_rows).min(rows),
             });
         }
     }
@@ -1310,7 +1349,7 @@ fn generate_with(
                 table: t.qualified_name(),
                 path: t.dir(),
                 format: t.extension(),
-                files: t.rows(&world).div_ceil(layout.part_rows),
+                files: t.parts(t.rows(&world), layout),
                 rows: t.rows(&world),
             })
             .collect(),
@@ -1370,9 +1409,12 @@ fn parquet_properties(table: Table, layout: &Layout) -> WriterProperties {
 }
 
 fn write_part(world: &World, layout: &Layout, tmp: &Path, job: &Job) -> Result<()> {
-    let path =
-        tmp.join(job.table.dir())
-            .join(format!("part-{:05}.{}", job.part, job.table.extension()));
+    let path = tmp
+        .join(job.table.dir())
+        .join(job.table.file_name(job.part));
+    if job.table.format() == Format::Sqlite {
+        return write_sqlite(world, layout, &path, job);
+    }
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let batches = job
         .rows
@@ -1400,7 +1442,68 @@ fn write_part(world: &World, layout: &Layout, tmp: &Path, job: &Job) -> Result<(
             }
             writer.into_inner().flush()?;
         }
+        Format::Sqlite => bail!("internal: SQLite tables are written by write_sqlite"),
     }
+    Ok(())
+}
+
+/// The SQLite type a column is declared with: what Bund reads it back as.
+fn sqlite_type(t: &DataType) -> Result<&'static str> {
+    Ok(match t {
+        DataType::Utf8 => "TEXT",
+        DataType::Date32 => "DATE",
+        DataType::Int64 => "INTEGER",
+        DataType::Float64 => "REAL",
+        other => bail!("no SQLite type for {other}"),
+    })
+}
+
+/// A table as one SQLite database file: a table of the same name and columns (declared
+/// types that Bund maps back to the same Arrow types), dates as `YYYY-MM-DD` text, all
+/// rows in one transaction.
+fn write_sqlite(world: &World, layout: &Layout, path: &Path, job: &Job) -> Result<()> {
+    use datafusion::arrow::array::Array;
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let schema = job.table.schema();
+    let mut conn =
+        rusqlite::Connection::open(path).with_context(|| format!("creating {}", path.display()))?;
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")?;
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let null = if f.is_nullable() { "" } else { " NOT NULL" };
+        columns.push(format!(
+            "\"{}\" {}{null}",
+            f.name(),
+            sqlite_type(f.data_type())?
+        ));
+    }
+    let name = job.table.sql_name();
+    conn.execute_batch(&format!("CREATE TABLE \"{name}\" ({})", columns.join(", ")))?;
+    let tx = conn.transaction()?;
+    {
+        let placeholders = vec!["?"; columns.len()].join(", ");
+        let mut insert = tx.prepare(&format!("INSERT INTO \"{name}\" VALUES ({placeholders})"))?;
+        let options = FormatOptions::default();
+        for start in job.rows.clone().step_by(layout.batch_rows as usize) {
+            let batch = job
+                .table
+                .batch(world, start..(start + layout.batch_rows).min(job.rows.end))?;
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|a| ArrayFormatter::try_new(a.as_ref(), &options))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut values: Vec<Option<String>> = vec![None; formatters.len()];
+            for row in 0..batch.num_rows() {
+                for (i, (f, col)) in formatters.iter().zip(batch.columns()).enumerate() {
+                    values[i] = (!col.is_null(row)).then(|| f.value(row).to_string());
+                }
+                insert.execute(rusqlite::params_from_iter(values.iter()))?;
+            }
+        }
+    }
+    tx.commit()?;
+    conn.execute_batch("PRAGMA journal_mode = DELETE;")?;
     Ok(())
 }
 
@@ -1643,6 +1746,9 @@ mod tests {
     }
 
     fn read_parquet(out: &Path, table: Table) -> Vec<RecordBatch> {
+        if table.format() == Format::Sqlite {
+            return vec![read_sqlite(out, table)];
+        }
         let mut batches = Vec::new();
         for path in files(&out.join(table.dir())) {
             let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
@@ -1656,6 +1762,55 @@ mod tests {
             }
         }
         batches
+    }
+
+    /// A SQLite table as one batch of the table's schema (text and DATE columns only).
+    fn read_sqlite(out: &Path, table: Table) -> RecordBatch {
+        let files = files(&out.join(table.dir()));
+        assert_eq!(files.len(), 1, "{files:?}");
+        let conn = rusqlite::Connection::open_with_flags(
+            &files[0],
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let schema = table.schema();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{}\"", table.sql_name()))
+            .unwrap();
+        let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); schema.fields().len()];
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for (i, c) in columns.iter_mut().enumerate() {
+                c.push(row.get::<_, Option<String>>(i).unwrap());
+            }
+        }
+        let arrays: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .zip(columns)
+            .map(|(f, values)| -> ArrayRef {
+                match f.data_type() {
+                    DataType::Utf8 => Arc::new(datafusion::arrow::array::StringArray::from(values)),
+                    DataType::Date32 => Arc::new(datafusion::arrow::array::Date32Array::from(
+                        values
+                            .iter()
+                            .map(|v| {
+                                v.as_ref().map(|d| {
+                                    let (y, m, day) = (&d[0..4], &d[5..7], &d[8..10]);
+                                    days_from_civil(
+                                        y.parse().unwrap(),
+                                        m.parse().unwrap(),
+                                        day.parse().unwrap(),
+                                    )
+                                })
+                            })
+                            .collect::<Vec<_>>(),
+                    )),
+                    other => panic!("read_sqlite: {other}"),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, arrays).unwrap()
     }
 
     fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {

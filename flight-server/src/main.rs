@@ -166,11 +166,20 @@ async fn serve(
     example_rows: u64,
 ) -> anyhow::Result<ExitCode> {
     let opts = load_options(&config, data_dir);
-    if is_shanghai_example(&config) && !opts.data_dir.join(example_data::MANIFEST).exists() {
+    let existing = example_data::existing(&opts.data_dir);
+    if is_shanghai_example(&config) && !existing.is_some_and(|(_, current)| current) {
+        // Absent, or written by an older bund in another layout: (re)generate it.
+        let residents = existing.map_or(example_rows, |(n, _)| n);
         eprintln!(
-            "bund: generating the Shanghai example's data ({example_rows} residents) in {}",
+            "bund: {} the Shanghai example's data ({residents} residents) in {}",
+            if existing.is_some() {
+                "regenerating (made by an older bund)"
+            } else {
+                "generating"
+            },
             opts.data_dir.display()
         );
+        let example_rows = residents;
         let out = opts.data_dir.clone();
         let counts = tokio::task::spawn_blocking(move || {
             example_data::generate(&example_data::ExampleData {

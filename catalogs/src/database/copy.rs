@@ -44,8 +44,9 @@ fn expect_len(v: &[u8], n: usize, what: &str) -> DecodeResult<()> {
     }
 }
 
-/// A builder for one column of one Arrow type.
-enum Builder {
+/// A builder for one column of one Arrow type (PostgreSQL's binary values here, SQLite's
+/// values in `sqlite.rs`).
+pub(crate) enum Builder {
     Boolean(BooleanBuilder),
     Int16(Int16Builder),
     Int32(Int32Builder),
@@ -68,7 +69,7 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(t: &DataType, capacity: usize) -> DecodeResult<Self> {
+    pub(crate) fn new(t: &DataType, capacity: usize) -> DecodeResult<Self> {
         Ok(match t {
             DataType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(capacity)),
             DataType::Int16 => Self::Int16(Int16Builder::with_capacity(capacity)),
@@ -111,7 +112,7 @@ impl Builder {
         })
     }
 
-    fn append_null(&mut self) {
+    pub(crate) fn append_null(&mut self) {
         match self {
             Self::Boolean(b) => b.append_null(),
             Self::Int16(b) => b.append_null(),
@@ -427,16 +428,24 @@ impl CopyDecoder {
 
     /// The rows decoded so far as a batch; the builders start over.
     pub(crate) fn flush(&mut self) -> DecodeResult<RecordBatch> {
-        let columns = self
-            .builders
-            .iter_mut()
-            .map(Builder::finish)
-            .collect::<DecodeResult<Vec<_>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
-        self.rows = 0;
-        RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
-            .map_err(|e| e.to_string())
+        let rows = std::mem::take(&mut self.rows);
+        finish_batch(&self.schema, &mut self.builders, rows)
     }
+}
+
+/// The builders' contents as one batch of `rows` rows; the builders start over.
+pub(crate) fn finish_batch(
+    schema: &SchemaRef,
+    builders: &mut [Builder],
+    rows: usize,
+) -> DecodeResult<RecordBatch> {
+    let columns = builders
+        .iter_mut()
+        .map(Builder::finish)
+        .collect::<DecodeResult<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

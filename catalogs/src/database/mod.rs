@@ -14,6 +14,7 @@
 mod copy;
 pub(crate) mod postgres;
 pub(crate) mod pushdown;
+pub(crate) mod sqlite;
 
 use std::fmt;
 use std::sync::Arc;
@@ -101,12 +102,14 @@ pub fn source_error(e: &DataFusionError) -> Option<&SourceError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
     Postgres,
+    Sqlite,
 }
 
 impl DatabaseKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
         }
     }
 }
@@ -117,6 +120,7 @@ impl DatabaseKind {
 pub(crate) struct DatabaseSettings {
     pub(crate) name: String,
     pub(crate) kind: DatabaseKind,
+    /// The connection URL (PostgreSQL) or the file (SQLite).
     url: String,
     pub(crate) pool_size: usize,
     pub(crate) connect_timeout: Duration,
@@ -137,28 +141,55 @@ impl fmt::Debug for DatabaseSettings {
 
 impl DatabaseSettings {
     /// Checks one entry; errors are (field, message) and never contain the URL.
-    pub(crate) fn from_raw(raw: &RawDatabase) -> Result<Self, (&'static str, String)> {
+    pub(crate) fn from_raw(
+        raw: &RawDatabase,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, (&'static str, String)> {
         let kind = match raw.kind.as_str() {
             "postgres" | "postgresql" => DatabaseKind::Postgres,
+            "sqlite" => DatabaseKind::Sqlite,
             other => {
                 return Err((
                     "kind",
-                    format!("unknown database kind `{other}`; use postgres"),
+                    format!("unknown database kind `{other}`; use postgres or sqlite"),
                 ));
             }
         };
-        let Some(var) = &raw.url_env else {
-            return Err((
-                "url_env",
-                "name the environment variable that holds the connection URL (postgres://user:password@host:port/db)".into(),
-            ));
+        let url = match (kind, &raw.url_env, &raw.path) {
+            (DatabaseKind::Postgres, Some(var), None) => std::env::var(var).map_err(|_| {
+                (
+                    "url_env",
+                    format!("environment variable `{var}` is not set"),
+                )
+            })?,
+            (DatabaseKind::Postgres, _, _) => {
+                return Err((
+                    "url_env",
+                    "name the environment variable that holds the connection URL (postgres://user:password@host:port/db), and no path".into(),
+                ));
+            }
+            (DatabaseKind::Sqlite, None, Some(path)) => {
+                let p = std::path::Path::new(path);
+                let p = if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    data_dir.join(p)
+                };
+                if !p.is_file() {
+                    return Err((
+                        "path",
+                        format!("missing file: {} does not exist", p.display()),
+                    ));
+                }
+                p.to_string_lossy().into_owned()
+            }
+            (DatabaseKind::Sqlite, _, _) => {
+                return Err((
+                    "path",
+                    "give the database file's path (relative to the data directory), and no url_env".into(),
+                ));
+            }
         };
-        let url = std::env::var(var).map_err(|_| {
-            (
-                "url_env",
-                format!("environment variable `{var}` is not set"),
-            )
-        })?;
         if raw.pool_size == 0 {
             return Err(("pool_size", "must be at least 1".into()));
         }
@@ -194,22 +225,45 @@ impl DatabaseSettings {
 /// One connected (or connectable) database.
 #[derive(Debug)]
 pub(crate) enum Database {
-    Postgres(postgres::PgDatabase),
+    Postgres(Box<postgres::PgDatabase>),
+    Sqlite(Arc<sqlite::SqliteDatabase>),
 }
 
 impl Database {
     /// Prepares the connection pool; connects nothing yet.
     pub(crate) fn open(settings: DatabaseSettings) -> Result<Arc<Self>, (&'static str, String)> {
         match settings.kind {
-            DatabaseKind::Postgres => Ok(Arc::new(Self::Postgres(postgres::PgDatabase::new(
-                settings,
-            )?))),
+            DatabaseKind::Postgres => Ok(Arc::new(Self::Postgres(Box::new(
+                postgres::PgDatabase::new(settings)?,
+            )))),
+            DatabaseKind::Sqlite => {
+                let path = std::path::PathBuf::from(&settings.url);
+                Ok(Arc::new(Self::Sqlite(Arc::new(sqlite::SqliteDatabase {
+                    settings,
+                    path,
+                }))))
+            }
         }
     }
 
     pub(crate) fn settings(&self) -> &DatabaseSettings {
         match self {
             Self::Postgres(p) => &p.settings,
+            Self::Sqlite(s) => &s.settings,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> DatabaseKind {
+        self.settings().kind
+    }
+
+    async fn describe(
+        &self,
+        source: &RemoteSource,
+    ) -> Result<Vec<(datafusion::arrow::datatypes::Field, RemoteColumn)>, SourceError> {
+        match self {
+            Self::Postgres(p) => p.describe(source).await,
+            Self::Sqlite(s) => s.describe(source).await,
         }
     }
 
@@ -319,14 +373,15 @@ impl TableProvider for RemoteTable {
             None => Arc::clone(&self.schema),
         };
         let batch_size = state.config().batch_size();
-        match self.database.as_ref() {
-            Database::Postgres(_) => Ok(Arc::new(postgres::PgScanExec::new(
-                Arc::clone(&self.database),
-                sql,
-                schema,
-                batch_size,
-            ))),
-        }
+        let database = Arc::clone(&self.database);
+        Ok(match self.database.as_ref() {
+            Database::Postgres(_) => {
+                Arc::new(postgres::PgScanExec::new(database, sql, schema, batch_size))
+            }
+            Database::Sqlite(_) => Arc::new(sqlite::SqliteScanExec::new(
+                database, sql, schema, batch_size,
+            )),
+        })
     }
 }
 
@@ -379,11 +434,10 @@ pub(crate) async fn remote_table(
             ));
         }
     };
-    let Database::Postgres(pg) = db.as_ref();
     match declared {
         Some(schema) => {
             for f in schema.fields() {
-                pushdown::pg_type(f.data_type()).map_err(|e| {
+                pushdown::check_declared(db.kind(), f.data_type()).map_err(|e| {
                     TableLoadError::Config("columns", format!("column `{}`: {e}", f.name()))
                 })?;
             }
@@ -396,7 +450,7 @@ pub(crate) async fn remote_table(
                 })
                 .collect();
             // Check that the database answers, without making the table depend on it.
-            let warning = match pg.describe(&source).await {
+            let warning = match db.describe(&source).await {
                 Ok(_) => None,
                 Err(e) if e.kind == SourceErrorKind::Unavailable => Some(e.to_string()),
                 Err(e) => return Err(TableLoadError::Config("source", e.to_string())),
@@ -409,7 +463,7 @@ pub(crate) async fn remote_table(
             };
             Ok((Arc::new(table), warning))
         }
-        None => match pg.describe(&source).await {
+        None => match db.describe(&source).await {
             Ok(cols) => {
                 let schema = postgres::schema_of(&cols);
                 let table = RemoteTable {

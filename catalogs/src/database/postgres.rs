@@ -397,7 +397,9 @@ impl ExecutionPlan for PgScanExec {
         let schema = Arc::clone(&self.schema);
         let batch_size = self.batch_size;
         builder.spawn(async move {
-            let Database::Postgres(db) = database.as_ref();
+            let Database::Postgres(db) = database.as_ref() else {
+                return internal_err!("PostgresScanExec over another kind of database");
+            };
             let mut decoder = CopyDecoder::new(schema, batch_size)
                 .map_err(|m| DataFusionError::from(db.error(SourceErrorKind::Remote, m)))?;
             let client = db.connection().await?;

@@ -14,9 +14,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::PostgreSqlDialect;
+use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect, SqliteDialect};
 
-use super::{Database, RemoteTable};
+use super::{DatabaseKind, RemoteTable};
 
 /// `"name"` with embedded quotes doubled: always quoted, so any name is taken literally.
 pub(crate) fn quote_ident(name: &str) -> String {
@@ -33,7 +33,23 @@ fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
     if table.columns[i].as_text {
         return None;
     }
-    Some(table.schema.field(i).data_type())
+    let t = table.schema.field(i).data_type();
+    // SQLite stores what it is given: only columns whose values compare like DataFusion's
+    // (integers, floats, booleans, text) are filtered there.
+    if table.database.kind() == DatabaseKind::Sqlite
+        && !matches!(
+            t,
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Boolean
+                | DataType::Utf8
+        )
+    {
+        return None;
+    }
+    Some(t)
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -66,7 +82,13 @@ fn literal_ok(v: &ScalarValue) -> bool {
 fn operand(table: &RemoteTable, e: &Expr) -> Option<Operand> {
     match e {
         Expr::Column(c) => column_type(table, c).map(|t| Operand::Column(is_text(t))),
-        Expr::Literal(v, _) if literal_ok(v) => Some(Operand::Literal),
+        Expr::Literal(v, _)
+            if literal_ok(v)
+                && (table.database.kind() == DatabaseKind::Postgres
+                    || !matches!(v, ScalarValue::Decimal128(..) | ScalarValue::Date32(_))) =>
+        {
+            Some(Operand::Literal)
+        }
         _ => None,
     }
 }
@@ -115,6 +137,29 @@ fn safe(table: &RemoteTable, expr: &Expr) -> bool {
     }
 }
 
+/// Whether a declared column type can be read from this kind of database.
+pub(crate) fn check_declared(kind: DatabaseKind, t: &DataType) -> Result<()> {
+    match kind {
+        DatabaseKind::Postgres => pg_type(t).map(|_| ()),
+        DatabaseKind::Sqlite => match t {
+            DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Boolean
+            | DataType::Decimal128(..)
+            | DataType::Utf8
+            | DataType::Binary
+            | DataType::Date32
+            | DataType::Timestamp(_, None) => Ok(()),
+            other => Err(DataFusionError::Plan(format!(
+                "Bund cannot read a SQLite column as {other}"
+            ))),
+        },
+    }
+}
+
 /// The PostgreSQL type Bund reads a column of Arrow type `t` as.
 pub(crate) fn pg_type(t: &DataType) -> Result<String> {
     Ok(match t {
@@ -155,17 +200,31 @@ pub(crate) fn select_sql(
     for i in indices {
         let field = table.schema.field(i);
         let name = quote_ident(&table.columns[i].name);
-        let ty = match table.database.as_ref() {
-            Database::Postgres(_) => pg_type(field.data_type())?,
-        };
-        select.push(format!("{name}::{ty} AS {}", quote_ident(field.name())));
+        match table.database.kind() {
+            DatabaseKind::Postgres => {
+                let ty = pg_type(field.data_type())?;
+                select.push(format!("{name}::{ty} AS {}", quote_ident(field.name())));
+            }
+            // SQLite's values are converted while reading (see sqlite.rs)
+            DatabaseKind::Sqlite => {
+                select.push(format!("{name} AS {}", quote_ident(field.name())));
+            }
+        }
+    }
+    if select.is_empty() && table.database.kind() == DatabaseKind::Sqlite {
+        // rows without columns (count(*)): SQLite needs one expression; it is not read
+        select.push("NULL".to_string());
     }
     let mut sql = format!(
         "SELECT {} FROM {}",
         select.join(", "),
         table.source.sql_from_item()
     );
-    let unparser = Unparser::new(&PostgreSqlDialect {});
+    let dialect: &dyn Dialect = match table.database.kind() {
+        DatabaseKind::Postgres => &PostgreSqlDialect {},
+        DatabaseKind::Sqlite => &SqliteDialect {},
+    };
+    let unparser = Unparser::new(dialect);
     let mut conditions = Vec::with_capacity(filters.len());
     for f in filters {
         // Bund's column names, without qualifier, are the remote names.

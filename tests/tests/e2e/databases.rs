@@ -409,3 +409,43 @@ fn columns_of_types_bund_cannot_map_are_refused_at_load_unless_read_as_text() {
         "{text}"
     );
 }
+
+/// The example keeps the e-licence library in a SQLite file: served like any bureau, the
+/// filter sent as SQL, the file opened read-only.
+#[tokio::test]
+async fn the_example_serves_its_licence_library_from_sqlite() {
+    let file = example_data().join("licence/licences/licences.sqlite");
+    let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let server = Server::start();
+    let mut admin = server.login("admin").await;
+    let b = admin
+        .query("SELECT licence_type FROM licence.licences ORDER BY licence_id LIMIT 1")
+        .await
+        .unwrap();
+    let licence_type = column_strings(&b, 0)[0].clone();
+    let query = format!(
+        "SELECT licence_id, issued_on FROM licence.licences WHERE licence_type = '{licence_type}'"
+    );
+    let b = admin.query(&format!("EXPLAIN {query}")).await.unwrap();
+    let plan = column_strings(&b, 1).join("\n");
+    assert!(
+        plan.contains(&format!(
+            r#"SqliteScanExec: source=licence_db sql=SELECT "licence_id" AS "licence_id", "licence_type" AS "licence_type", "issued_on" AS "issued_on" FROM "licences" WHERE ((`licence_type` = '{licence_type}'))"#
+        )),
+        "{plan}"
+    );
+    let b = admin.query(&query).await.unwrap();
+    assert!(!b.is_empty() && b[0].num_rows() > 0);
+    assert_eq!(
+        b[0].schema().field(1).data_type(),
+        &datafusion::arrow::datatypes::DataType::Date32
+    );
+    assert_eq!(
+        rows(&mut admin, "SELECT count(*) FROM licence.licences").await,
+        vec![vec![(crate::harness::RESIDENTS / 10).to_string()]]
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        before
+    );
+}

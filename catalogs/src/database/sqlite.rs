@@ -1,0 +1,527 @@
+//! SQLite sources: a database file opened read-only (never created, never written), its
+//! tables' columns read from their declared types, and scans that step through the rows on
+//! a blocking thread, appending each value to the column's Arrow builder and handing over a
+//! batch every `batch_size` rows.
+//!
+//! SQLite's columns are dynamically typed: a value is converted to the column's Arrow type
+//! where the conversion is exact (an integer in a REAL column, a numeric text in a DECIMAL
+//! column), and refused with the column's name otherwise.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::copy::{Builder, DecodeResult};
+use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
+
+/// A SQLite database file.
+pub(crate) struct SqliteDatabase {
+    pub(crate) settings: DatabaseSettings,
+    pub(crate) path: PathBuf,
+}
+
+impl fmt::Debug for SqliteDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteDatabase")
+            .field("name", &self.settings.name)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteDatabase {
+    pub(crate) fn error(&self, kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
+        SourceError {
+            source: self.settings.name.clone(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn sqlite_error(&self, e: &rusqlite::Error) -> SourceError {
+        let kind = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::DatabaseBusy)
+            | Some(rusqlite::ErrorCode::DatabaseLocked) => SourceErrorKind::Unavailable,
+            Some(rusqlite::ErrorCode::OperationInterrupted) => SourceErrorKind::Timeout,
+            _ => SourceErrorKind::Remote,
+        };
+        self.error(kind, e.to_string())
+    }
+
+    /// A read-only connection; waits up to the connect timeout for a writer's lock.
+    pub(crate) fn open(&self) -> Result<Connection, SourceError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            self.error(
+                SourceErrorKind::Unavailable,
+                format!("cannot open {}: {e}", self.path.display()),
+            )
+        })?;
+        conn.busy_timeout(self.settings.connect_timeout)
+            .map_err(|e| self.sqlite_error(&e))?;
+        Ok(conn)
+    }
+
+    /// Columns of a table or query as Arrow fields, from their declared SQLite types.
+    pub(crate) async fn describe(
+        self: &Arc<Self>,
+        source: &RemoteSource,
+    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
+        let this = Arc::clone(self);
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || this.describe_blocking(&source))
+            .await
+            .map_err(|e| SourceError {
+                source: self.settings.name.clone(),
+                kind: SourceErrorKind::Unavailable,
+                message: e.to_string(),
+            })?
+    }
+
+    fn describe_blocking(
+        &self,
+        source: &RemoteSource,
+    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
+        let conn = self.open()?;
+        let sql = format!("SELECT * FROM {} LIMIT 0", source.sql_from_item());
+        let stmt = conn.prepare(&sql).map_err(|e| self.sqlite_error(&e))?;
+        let mut out = Vec::new();
+        for c in stmt.columns() {
+            let decl = c.decl_type().unwrap_or("");
+            let (dt, as_text) = match arrow_type(decl) {
+                Some(dt) => (dt, false),
+                None if self.settings.unsupported_as_text => (DataType::Utf8, true),
+                None => {
+                    return Err(self.error(
+                        SourceErrorKind::Remote,
+                        format!(
+                            "column `{}` has type `{decl}`, which Bund cannot map to Arrow; declare the column's type, or set unsupported_types = \"text\" on the database to read such columns as text",
+                            c.name()
+                        ),
+                    ));
+                }
+            };
+            out.push((
+                Field::new(c.name(), dt, true),
+                RemoteColumn {
+                    name: c.name().to_string(),
+                    as_text,
+                },
+            ));
+        }
+        if out.is_empty() {
+            return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
+        }
+        Ok(out)
+    }
+}
+
+/// The Arrow type of a declared SQLite column type (SQLite's affinity rules, refined).
+fn arrow_type(decl: &str) -> Option<DataType> {
+    let t = decl.trim().to_ascii_uppercase();
+    let base = t.split('(').next().unwrap_or_default().trim();
+    if let Some(args) = t
+        .strip_prefix("DECIMAL(")
+        .or_else(|| t.strip_prefix("NUMERIC("))
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let mut it = args.split(',').map(str::trim);
+        let p: u8 = it.next()?.parse().ok()?;
+        let s: i8 = it.next().map_or(Some(0), |s| s.parse().ok())?;
+        return ((1..=38).contains(&p) && s >= 0 && (s as u8) <= p)
+            .then_some(DataType::Decimal128(p, s));
+    }
+    Some(match base {
+        "BOOLEAN" | "BOOL" => DataType::Boolean,
+        "DATE" => DataType::Date32,
+        "DATETIME" | "TIMESTAMP" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        _ if base.contains("INT") => DataType::Int64,
+        _ if base.contains("CHAR") || base.contains("CLOB") || base.contains("TEXT") => {
+            DataType::Utf8
+        }
+        "BLOB" => DataType::Binary,
+        _ if base.contains("REAL") || base.contains("FLOA") || base.contains("DOUB") => {
+            DataType::Float64
+        }
+        _ => return None,
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` → days since the epoch.
+fn parse_date(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s[0..4].parse().ok()?;
+    let m: i64 = s[5..7].parse().ok()?;
+    let d: i64 = s[8..10].parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // reject 2023-02-30 and the like: the date must round-trip
+    (days_from_civil(y, m, 1) + d - 1 == days && d <= days_in_month(y, m)).then_some(days as i32)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` → microseconds since the epoch.
+fn parse_timestamp(s: &str) -> Option<i64> {
+    let days = i64::from(parse_date(s.get(..10)?)?);
+    let rest = s.get(10..)?;
+    if rest.is_empty() {
+        return Some(days * 86_400_000_000);
+    }
+    let rest = rest.strip_prefix([' ', 'T'])?;
+    let (hms, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    let mut it = hms.split(':');
+    let h: i64 = it.next()?.parse().ok()?;
+    let mi: i64 = it.next()?.parse().ok()?;
+    let sec: i64 = it.next().map_or(Some(0), |x| x.parse().ok())?;
+    if it.next().is_some() || h > 23 || mi > 59 || sec > 60 || frac.len() > 6 {
+        return None;
+    }
+    let micros: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().ok()? * 10_i64.pow(6 - frac.len() as u32)
+    };
+    Some(((days * 24 + h) * 60 + mi) * 60_000_000 + sec * 1_000_000 + micros)
+}
+
+/// A decimal text (`-12.5`, `3`) as an integer scaled by 10^scale, exactly.
+fn parse_decimal(s: &str, scale: i8) -> Option<i128> {
+    let s = s.trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > scale as usize
+    {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        v = v.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    v = v.checked_mul(10_i128.checked_pow(scale as u32 - frac.len() as u32)?)?;
+    Some(if neg { -v } else { v })
+}
+
+impl Builder {
+    /// Appends one SQLite value, converted exactly to the column's type.
+    pub(crate) fn append_sqlite(&mut self, v: ValueRef<'_>) -> DecodeResult<()> {
+        let bad = |what: &str| Err(format!("{} value is not {what}", kind(&v)));
+        if let ValueRef::Null = v {
+            self.append_null();
+            return Ok(());
+        }
+        match self {
+            Self::Int64(b) => match v {
+                ValueRef::Integer(i) => b.append_value(i),
+                ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                    b.append_value(f as i64);
+                }
+                _ => match as_text(&v).and_then(|s| s.trim().parse().ok()) {
+                    Some(i) => b.append_value(i),
+                    None => return bad("an integer"),
+                },
+            },
+            Self::Int32(b) => match v {
+                ValueRef::Integer(i) => {
+                    b.append_value(i32::try_from(i).map_err(|_| format!("{i} does not fit int"))?)
+                }
+                _ => return bad("an integer"),
+            },
+            Self::Int16(b) => match v {
+                ValueRef::Integer(i) => b.append_value(
+                    i16::try_from(i).map_err(|_| format!("{i} does not fit smallint"))?,
+                ),
+                _ => return bad("an integer"),
+            },
+            Self::Float32(b) => match v {
+                ValueRef::Integer(i) => b.append_value(i as f32),
+                ValueRef::Real(f) => b.append_value(f as f32),
+                _ => return bad("a number"),
+            },
+            Self::Float64(b) => match v {
+                ValueRef::Integer(i) => b.append_value(i as f64),
+                ValueRef::Real(f) => b.append_value(f),
+                _ => match as_text(&v).and_then(|s| s.trim().parse().ok()) {
+                    Some(f) => b.append_value(f),
+                    None => return bad("a number"),
+                },
+            },
+            Self::Boolean(b) => match v {
+                ValueRef::Integer(0) => b.append_value(false),
+                ValueRef::Integer(1) => b.append_value(true),
+                _ => return bad("0 or 1"),
+            },
+            Self::Decimal128(b, scale) => {
+                let x = match v {
+                    ValueRef::Integer(i) => i128::from(i).checked_mul(10_i128.pow(*scale as u32)),
+                    ValueRef::Real(f) => parse_decimal(&format!("{f}"), *scale),
+                    _ => as_text(&v).and_then(|s| parse_decimal(s, *scale)),
+                };
+                match x {
+                    Some(x) => b.append_value(x),
+                    None => return bad("a decimal of this scale"),
+                }
+            }
+            Self::Utf8(b) => match v {
+                ValueRef::Text(t) => {
+                    b.append_value(
+                        std::str::from_utf8(t).map_err(|e| format!("text is not UTF-8: {e}"))?,
+                    );
+                }
+                ValueRef::Integer(i) => b.append_value(i.to_string()),
+                ValueRef::Real(f) => b.append_value(f.to_string()),
+                _ => return bad("text"),
+            },
+            Self::Binary(b) => match v {
+                ValueRef::Blob(x) | ValueRef::Text(x) => b.append_value(x),
+                _ => return bad("a blob"),
+            },
+            Self::Date32(b) => match as_text(&v).and_then(parse_date) {
+                Some(d) => b.append_value(d),
+                None => return bad("a YYYY-MM-DD date"),
+            },
+            Self::Timestamp(b) => match as_text(&v).and_then(parse_timestamp) {
+                Some(t) => b.append_value(t),
+                None => return bad("a YYYY-MM-DD HH:MM:SS timestamp"),
+            },
+            _ => return Err("this column type is not read from SQLite".into()),
+        }
+        Ok(())
+    }
+}
+
+fn as_text<'a>(v: &ValueRef<'a>) -> Option<&'a str> {
+    match v {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+        _ => None,
+    }
+}
+
+fn kind(v: &ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "a NULL",
+        ValueRef::Integer(_) => "an integer",
+        ValueRef::Real(_) => "a real",
+        ValueRef::Text(_) => "a text",
+        ValueRef::Blob(_) => "a blob",
+    }
+}
+
+/// Reads one SELECT on a blocking thread as a stream of batches.
+#[derive(Debug)]
+pub(crate) struct SqliteScanExec {
+    database: Arc<Database>,
+    sql: String,
+    schema: SchemaRef,
+    batch_size: usize,
+    properties: Arc<PlanProperties>,
+}
+
+impl SqliteScanExec {
+    pub(crate) fn new(
+        database: Arc<Database>,
+        sql: String,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            database,
+            sql,
+            schema,
+            batch_size: batch_size.max(1),
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for SqliteScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "SqliteScanExec: source={} sql={}",
+            self.database.name(),
+            self.sql
+        )
+    }
+}
+
+impl ExecutionPlan for SqliteScanExec {
+    fn name(&self) -> &str {
+        "SqliteScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+        ) -> Result<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> Result<datafusion::common::tree_node::TreeNodeRecursion> {
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            internal_err!("SqliteScanExec has no children")
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("SqliteScanExec has one partition, not {partition}");
+        }
+        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
+        let tx = builder.tx();
+        let database = Arc::clone(&self.database);
+        let sql = self.sql.clone();
+        let schema = Arc::clone(&self.schema);
+        let batch_size = self.batch_size;
+        builder.spawn_blocking(move || {
+            let Database::Sqlite(db) = database.as_ref() else {
+                return internal_err!("SqliteScanExec over another kind of database");
+            };
+            let fail = |kind, m: String| DataFusionError::from(db.error(kind, m));
+            let mut builders = schema
+                .fields()
+                .iter()
+                .map(|f| Builder::new(f.data_type(), batch_size))
+                .collect::<DecodeResult<Vec<_>>>()
+                .map_err(|m| fail(SourceErrorKind::Remote, m))?;
+            let conn = db.open()?;
+            let mut stmt = conn.prepare(&sql).map_err(|e| db.sqlite_error(&e))?;
+            let mut rows = stmt.query([]).map_err(|e| db.sqlite_error(&e))?;
+            let mut n = 0;
+            let flush = |builders: &mut Vec<Builder>, n: usize| {
+                super::copy::finish_batch(&schema, builders, n)
+                    .map_err(|m| fail(SourceErrorKind::Remote, m))
+            };
+            while let Some(row) = rows.next().map_err(|e| db.sqlite_error(&e))? {
+                for (i, b) in builders.iter_mut().enumerate() {
+                    let v = row.get_ref(i).map_err(|e| db.sqlite_error(&e))?;
+                    b.append_sqlite(v).map_err(|m| {
+                        fail(
+                            SourceErrorKind::Remote,
+                            format!("column `{}`: {m}", schema.field(i).name()),
+                        )
+                    })?;
+                }
+                n += 1;
+                if n == batch_size {
+                    let batch = flush(&mut builders, n)?;
+                    n = 0;
+                    if tx.blocking_send(Ok(batch)).is_err() {
+                        return Ok(()); // the consumer is gone: the query was cancelled
+                    }
+                }
+            }
+            if n > 0 {
+                let batch = flush(&mut builders, n)?;
+                let _ = tx.blocking_send(Ok(batch));
+            }
+            Ok(())
+        });
+        Ok(builder.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_timestamps_and_decimals_parse_exactly() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2024-02-29"), Some(19_782));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(parse_date("2024-13-01"), None);
+        assert_eq!(
+            parse_timestamp("2024-02-29 13:14:15.5"),
+            Some(19_782 * 86_400_000_000 + ((13 * 60 + 14) * 60 + 15) * 1_000_000 + 500_000)
+        );
+        assert_eq!(parse_decimal("-12.5", 2), Some(-1250));
+        assert_eq!(parse_decimal("3", 2), Some(300));
+        assert_eq!(parse_decimal("1.234", 2), None);
+        assert_eq!(parse_decimal("abc", 2), None);
+    }
+
+    #[test]
+    fn declared_types_map_by_affinity() {
+        assert_eq!(arrow_type("INTEGER"), Some(DataType::Int64));
+        assert_eq!(arrow_type("varchar(20)"), Some(DataType::Utf8));
+        assert_eq!(
+            arrow_type("DECIMAL(12,2)"),
+            Some(DataType::Decimal128(12, 2))
+        );
+        assert_eq!(arrow_type("DATE"), Some(DataType::Date32));
+        assert_eq!(arrow_type("double precision"), Some(DataType::Float64));
+        assert_eq!(arrow_type(""), None);
+        assert_eq!(arrow_type("GEOMETRY"), None);
+    }
+}
