@@ -14,6 +14,8 @@ BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
 bash scripts/test-deps.sh >/dev/null
 PY="$BUND_CACHE/venv/bin/python"
 CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 ROWS="${1:-10000000}"
 
 cargo build --release -p bund-server --bin bund
@@ -31,51 +33,19 @@ BUND_SECRET_CITY_TOKEN=bench-policy-city-token-key-0123456789 RUST_LOG=warn \
     "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-addr=""
-for _ in $(seq 1 600); do
-    addr=$(sed -n 's/^bund: serving Flight SQL on //p' "$log.out" 2>/dev/null || true)
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "bund did not start; see $log"; exit 1; }
+addr=$(bench_wait_addr "$log.out")
 echo "== $ROWS residents, server pid $pid at $addr"
-run() { # name user query
-    "$PY" "$CLIENT" "$addr" -u "$2" -p "$2-demo" --mode throughput --query "$3" \
-        --warmup 0 --repeat 1 --json "$BUND_CACHE/bench-policy-$1.json" >/dev/null
-    "$PY" - "$BUND_CACHE/bench-policy-$1.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-r = d["runs"][0] if "runs" in d else d
-rows = r.get("rows") or d.get("rows")
-secs = r.get("seconds") or r.get("elapsed_s") or d.get("seconds")
-print(f"{rows} {secs}")
-PY
-}
+runs="$BUND_CACHE/bench-policy-runs.txt"
+: >"$runs"
 for i in 1 2 3 4; do
-    for case in admin filtered police; do
-        case $case in
-            admin) line=$(run admin admin "SELECT * FROM police.residents");;
-            filtered) line=$(run filtered admin "SELECT * FROM police.residents WHERE district_code = '310115'");;
-            police) line=$(run police pudong_police "SELECT * FROM police.residents");;
-        esac
-        [ "$i" = 1 ] && continue # warm-up round
-        echo "$case $line" >>"$BUND_CACHE/bench-policy-runs.txt.$$"
-    done
+    bench_throughput "$addr" admin admin "SELECT * FROM police.residents" >>"$runs"
+    bench_throughput "$addr" filtered admin "SELECT * FROM police.residents WHERE district_code = '310115'" >>"$runs"
+    bench_throughput "$addr" police pudong_police "SELECT * FROM police.residents" >>"$runs"
+    [ "$i" = 1 ] && : >"$runs" # warm-up round
 done
-"$PY" - "$BUND_CACHE/bench-policy-runs.txt.$$" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    case, rows, secs = line.split()
-    runs.setdefault(case, []).append((int(rows), float(secs)))
-med = {c: statistics.median(s for _, s in v) for c, v in runs.items()}
-for c, v in runs.items():
-    rows = v[0][0]
-    print(f"{c:9s} rows={rows:>9d}  median {med[c]:.3f} s  {rows / med[c] / 1e6:.2f} M rows/s")
-print(f"policy cost (police / admin-filtered, same rows out): {med['police'] / med['filtered']:.2f}x")
-print(f"police / admin-all time ratio: {med['police'] / med['admin']:.2f}x")
-PY
-rm -f "$BUND_CACHE/bench-policy-runs.txt.$$"
+bench_summary "$runs" "
+policy cost (police / admin-filtered, same rows out) = med['police'] / med['filtered']
+police / admin-all time ratio = med['police'] / med['admin']"
 echo "server peak RSS: $(grep VmHWM /proc/$pid/status)"
 kill -TERM $pid
 wait $pid || true

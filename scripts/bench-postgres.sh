@@ -18,6 +18,8 @@ bash scripts/test-deps.sh >/dev/null
 source "$BUND_CACHE/env.sh"
 PY="$BUND_CACHE/venv/bin/python"
 CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 ROWS="${1:-10000000}"
 PG="$BUND_TEST_PG_BIN"
 PASSWORD=bench-pg-pw
@@ -94,53 +96,25 @@ log="$BUND_CACHE/bench-pg.log"
 BUND_BENCH_PG_URL="postgres://bund:$PASSWORD@127.0.0.1:$port/postgres?sslmode=disable" RUST_LOG=warn \
     "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
 pid=$!
-addr=""
-for _ in $(seq 1 600); do
-    addr=$(sed -n 's/^bund: serving Flight SQL on //p' "$log.out" 2>/dev/null || true)
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "bund did not start; see $log"; exit 1; }
+addr=$(bench_wait_addr "$log.out")
 
 runs="$BUND_CACHE/bench-pg-runs.txt"
 : >"$runs"
-bund_run() { # case query
-    "$PY" "$CLIENT" "$addr" -u admin -p admin-demo --mode throughput --query "$2" \
-        --warmup 0 --repeat 1 --json "$BUND_CACHE/bench-pg-$1.json" >/dev/null
-    "$PY" - "$1" "$BUND_CACHE/bench-pg-$1.json" >>"$runs" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[2]))
-r = d["runs"][0] if "runs" in d else d
-rows = r.get("rows") or d.get("rows")
-secs = r.get("seconds") or r.get("elapsed_s") or d.get("seconds")
-print(sys.argv[1], rows, secs)
-PY
-}
 copy_run() {
     local t0 t1
     t0=$(date +%s.%N)
     psql_ -c "\\copy (SELECT * FROM people) TO '/dev/null' WITH (FORMAT binary)"
     t1=$(date +%s.%N)
-    echo "copy $ROWS $(echo "$t1 - $t0" | bc)" >>"$runs"
+    echo "copy $ROWS $(echo "$t1 - $t0" | bc)"
 }
 for i in 1 2 3 4; do
-    copy_run
-    bund_run bund "SELECT * FROM pgsrc.people"
-    bund_run pushdown "SELECT * FROM pgsrc.people WHERE bucket = 7"
-    bund_run nopush "SELECT * FROM pgsrc.people_nopush WHERE bucket = 7"
+    copy_run >>"$runs"
+    bench_throughput "$addr" bund admin "SELECT * FROM pgsrc.people" >>"$runs"
+    bench_throughput "$addr" pushdown admin "SELECT * FROM pgsrc.people WHERE bucket = 7" >>"$runs"
+    bench_throughput "$addr" nopush admin "SELECT * FROM pgsrc.people_nopush WHERE bucket = 7" >>"$runs"
     [ "$i" = 1 ] && : >"$runs" # the first round warms caches
 done
-"$PY" - "$runs" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    case, rows, secs = line.split()
-    runs.setdefault(case, []).append((int(rows), float(secs)))
-med = {c: statistics.median(s for _, s in v) for c, v in runs.items()}
-for c, v in runs.items():
-    rows = v[0][0]
-    print(f"{c:9s} rows={rows:>9d}  median {med[c]:.3f} s  {rows / med[c] / 1e6:.2f} M rows/s")
-print(f"bund / COPY binary rows/s: {med['copy'] / med['bund']:.2f}")
-print(f"1 % selective query, pushdown speed-up: {med['nopush'] / med['pushdown']:.1f}x")
-PY
+bench_summary "$runs" "
+Bund rows/s / COPY binary rows/s = med['copy'] / med['bund']
+1 % selective query, pushdown speed-up = med['nopush'] / med['pushdown']"
 echo "server peak RSS: $(grep VmHWM /proc/$pid/status)"

@@ -14,6 +14,8 @@ BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
 bash scripts/test-deps.sh >/dev/null
 PY="$BUND_CACHE/venv/bin/python"
 CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 SIZES=("${@:-1000000 10000000}")
 # shellcheck disable=SC2206
 SIZES=(${SIZES[*]})
@@ -32,12 +34,7 @@ for rows in "${SIZES[@]}"; do
     RUST_LOG=info "$BUND" serve --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
     pid=$!
     trap 'kill $pid 2>/dev/null || true' EXIT
-    for _ in $(seq 1 600); do
-        addr=$(sed -n 's/^bund: serving Flight SQL on //p' "$log.out" 2>/dev/null || true)
-        [ -n "$addr" ] && break
-        sleep 0.1
-    done
-    [ -n "$addr" ] || { echo "bund did not start; see $log"; exit 1; }
+    addr=$(bench_wait_addr "$log.out")
     echo "== $rows residents, server pid $pid at $addr"
     for mode in throughput raw; do
         "$PY" "$CLIENT" "$addr" -u admin -p admin-demo --mode "$mode" --query "$QUERY" \

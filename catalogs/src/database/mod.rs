@@ -12,6 +12,7 @@
 //! are made lazily and again after a failure, so the source recovers by itself.
 
 mod copy;
+mod exec;
 pub(crate) mod postgres;
 pub(crate) mod pushdown;
 pub(crate) mod sqlite;
@@ -222,6 +223,31 @@ impl DatabaseSettings {
     }
 }
 
+impl DatabaseSettings {
+    /// A column's Arrow type and whether it is read as text: `mapped` when Bund maps the
+    /// remote type, text where `unsupported_types = "text"`, else an error naming it.
+    pub(crate) fn column_type(
+        &self,
+        column: &str,
+        remote_type: &str,
+        mapped: Option<datafusion::arrow::datatypes::DataType>,
+    ) -> Result<(datafusion::arrow::datatypes::DataType, bool), SourceError> {
+        match mapped {
+            Some(dt) => Ok((dt, false)),
+            None if self.unsupported_as_text => {
+                Ok((datafusion::arrow::datatypes::DataType::Utf8, true))
+            }
+            None => Err(SourceError {
+                source: self.name.clone(),
+                kind: SourceErrorKind::Remote,
+                message: format!(
+                    "column `{column}` has type {remote_type}, which Bund cannot map to Arrow; declare the column's type, or set unsupported_types = \"text\" on the database to read such columns as text"
+                ),
+            }),
+        }
+    }
+}
+
 /// One connected (or connectable) database.
 #[derive(Debug)]
 pub(crate) enum Database {
@@ -373,15 +399,12 @@ impl TableProvider for RemoteTable {
             None => Arc::clone(&self.schema),
         };
         let batch_size = state.config().batch_size();
-        let database = Arc::clone(&self.database);
-        Ok(match self.database.as_ref() {
-            Database::Postgres(_) => {
-                Arc::new(postgres::PgScanExec::new(database, sql, schema, batch_size))
-            }
-            Database::Sqlite(_) => Arc::new(sqlite::SqliteScanExec::new(
-                database, sql, schema, batch_size,
-            )),
-        })
+        Ok(Arc::new(exec::RemoteScanExec::new(
+            Arc::clone(&self.database),
+            sql,
+            schema,
+            batch_size,
+        )))
     }
 }
 

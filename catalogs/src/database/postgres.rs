@@ -2,19 +2,14 @@
 //! query read from the server's catalog, and scans as `COPY (SELECT …) TO STDOUT (FORMAT
 //! binary)` — the server's fastest way out — decoded into Arrow as the bytes arrive.
 
+use datafusion::arrow::record_batch::RecordBatch;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::Sender;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::{DataFusionError, Result, internal_err};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
@@ -219,19 +214,11 @@ impl PgDatabase {
         }
         rows.into_iter()
             .map(|c| {
-                let (dt, as_text) = match arrow_type(c.oid, c.typmod, c.elem_oid) {
-                    Some(dt) => (dt, false),
-                    None if self.settings.unsupported_as_text => (DataType::Utf8, true),
-                    None => {
-                        return Err(self.error(
-                            SourceErrorKind::Remote,
-                            format!(
-                                "column `{}` has type {}, which Bund cannot map to Arrow; declare the column's type, or set unsupported_types = \"text\" on the database to read such columns as text",
-                                c.name, c.type_name
-                            ),
-                        ));
-                    }
-                };
+                let (dt, as_text) = self.settings.column_type(
+                    &c.name,
+                    &c.type_name,
+                    arrow_type(c.oid, c.typmod, c.elem_oid),
+                )?;
                 Ok((
                     Field::new(&c.name, dt, !c.not_null),
                     RemoteColumn {
@@ -304,152 +291,66 @@ fn redact(s: &str) -> String {
     }
 }
 
-/// Reads one `COPY (SELECT …) TO STDOUT (FORMAT binary)` as a stream of batches.
-#[derive(Debug)]
-pub(crate) struct PgScanExec {
+/// Streams one `COPY (sql) TO STDOUT (FORMAT binary)` into `tx` as batches of
+/// `batch_size` rows; stops early when the receiver is gone (the query was cancelled).
+pub(crate) async fn read(
     database: Arc<Database>,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
-    properties: Arc<PlanProperties>,
-}
-
-impl PgScanExec {
-    pub(crate) fn new(
-        database: Arc<Database>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-    ) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
-        Self {
-            database,
-            sql,
-            schema,
-            batch_size: batch_size.max(1),
-            properties: Arc::new(properties),
-        }
-    }
-}
-
-impl DisplayAs for PgScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "PostgresScanExec: source={} sql={}",
-            self.database.name(),
-            self.sql
-        )
-    }
-}
-
-impl ExecutionPlan for PgScanExec {
-    fn name(&self) -> &str {
-        "PostgresScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(
-            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-        ) -> Result<datafusion::common::tree_node::TreeNodeRecursion>,
-    ) -> Result<datafusion::common::tree_node::TreeNodeRecursion> {
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("PostgresScanExec has no children")
-        }
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("PostgresScanExec has one partition, not {partition}");
-        }
-        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
-        let tx = builder.tx();
-        let database = Arc::clone(&self.database);
-        let copy = format!("COPY ({}) TO STDOUT (FORMAT binary)", self.sql);
-        let schema = Arc::clone(&self.schema);
-        let batch_size = self.batch_size;
-        builder.spawn(async move {
-            let Database::Postgres(db) = database.as_ref() else {
-                return internal_err!("PostgresScanExec over another kind of database");
-            };
-            let mut decoder = CopyDecoder::new(schema, batch_size)
-                .map_err(|m| DataFusionError::from(db.error(SourceErrorKind::Remote, m)))?;
-            let client = db.connection().await?;
-            let stream = client
-                .copy_out(copy.as_str())
-                .await
-                .map_err(|e| db.pg_error(&e))?;
-            futures::pin_mut!(stream);
-            let mut buf: Vec<u8> = Vec::new();
-            let mut start = 0;
-            loop {
-                let consumed = decoder
-                    .decode(&buf[start..])
-                    .map_err(|m| db.error(SourceErrorKind::Remote, m))?;
-                start += consumed;
-                if decoder.rows() >= batch_size || (decoder.finished() && decoder.rows() > 0) {
-                    let batch = decoder
-                        .flush()
-                        .map_err(|m| db.error(SourceErrorKind::Remote, m))?;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(()); // the consumer is gone: the query was cancelled
-                    }
-                    continue;
-                }
-                if decoder.finished() {
-                    break;
-                }
-                match stream.next().await {
-                    Some(Ok(bytes)) => {
-                        // keep the unread tail, then append
-                        buf.drain(..start);
-                        start = 0;
-                        buf.extend_from_slice(&bytes);
-                    }
-                    Some(Err(e)) => return Err(db.pg_error(&e).into()),
-                    None => {
-                        return Err(db
-                            .error(SourceErrorKind::Unavailable, "the COPY stream ended early")
-                            .into());
-                    }
-                }
+    tx: Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+    let Database::Postgres(db) = database.as_ref() else {
+        return internal_err!("a PostgreSQL scan over another kind of database");
+    };
+    let mut decoder = CopyDecoder::new(schema, batch_size)
+        .map_err(|m| DataFusionError::from(db.error(SourceErrorKind::Remote, m)))?;
+    let client = db.connection().await?;
+    let stream = client
+        .copy_out(copy.as_str())
+        .await
+        .map_err(|e| db.pg_error(&e))?;
+    futures::pin_mut!(stream);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut start = 0;
+    loop {
+        let consumed = decoder
+            .decode(&buf[start..])
+            .map_err(|m| db.error(SourceErrorKind::Remote, m))?;
+        start += consumed;
+        if decoder.rows() >= batch_size || (decoder.finished() && decoder.rows() > 0) {
+            let batch = decoder
+                .flush()
+                .map_err(|m| db.error(SourceErrorKind::Remote, m))?;
+            if tx.send(Ok(batch)).await.is_err() {
+                return Ok(()); // the consumer is gone: the query was cancelled
             }
-            // drain the end of the COPY (CommandComplete) so the connection can be reused
-            while let Some(r) = stream.next().await {
-                r.map_err(|e| db.pg_error(&e))?;
+            continue;
+        }
+        if decoder.finished() {
+            break;
+        }
+        match stream.next().await {
+            Some(Ok(bytes)) => {
+                // keep the unread tail, then append
+                buf.drain(..start);
+                start = 0;
+                buf.extend_from_slice(&bytes);
             }
-            Ok(())
-        });
-        Ok(builder.build())
+            Some(Err(e)) => return Err(db.pg_error(&e).into()),
+            None => {
+                return Err(db
+                    .error(SourceErrorKind::Unavailable, "the COPY stream ended early")
+                    .into());
+            }
+        }
     }
+    // drain the end of the COPY (CommandComplete) so the connection can be reused
+    while let Some(r) = stream.next().await {
+        r.map_err(|e| db.pg_error(&e))?;
+    }
+    Ok(())
 }
 
 /// The Arrow schema of described columns.

@@ -10,11 +10,8 @@
 //! Every pushed filter is also applied again by Bund (Inexact).
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DataFusionError, Result, ScalarValue};
+use datafusion::common::{Column, DataFusionError, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
-use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect, SqliteDialect};
 
 use super::{DatabaseKind, RemoteTable};
 
@@ -220,25 +217,11 @@ pub(crate) fn select_sql(
         select.join(", "),
         table.source.sql_from_item()
     );
-    let dialect: &dyn Dialect = match table.database.kind() {
-        DatabaseKind::Postgres => &PostgreSqlDialect {},
-        DatabaseKind::Sqlite => &SqliteDialect {},
-    };
-    let unparser = Unparser::new(dialect);
     let mut conditions = Vec::with_capacity(filters.len());
     for f in filters {
-        // Bund's column names, without qualifier, are the remote names.
-        let unqualified = f
-            .clone()
-            .transform(|e| match e {
-                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
-                    c.name,
-                )))),
-                other => Ok(Transformed::no(other)),
-            })?
-            .data;
-        let ast = unparser.expr_to_sql(&unqualified)?;
-        conditions.push(format!("({ast})"));
+        let mut sql = String::new();
+        render(table, f, &mut sql)?;
+        conditions.push(format!("({sql})"));
     }
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -248,4 +231,171 @@ pub(crate) fn select_sql(
         sql.push_str(&format!(" LIMIT {n}"));
     }
     Ok(sql)
+}
+
+/// Writes a filter that passed [`remote_safe`] as SQL. Bund renders it itself rather than
+/// through an unparser: every literal is written here, strings with their quotes doubled
+/// and nothing else interpreted (PostgreSQL runs with standard_conforming_strings on, SQLite
+/// has no backslash escapes), so no value can end its string early.
+fn render(table: &RemoteTable, e: &Expr, out: &mut String) -> Result<()> {
+    match e {
+        Expr::Column(c) => {
+            let Ok(i) = table.schema.index_of(&c.name) else {
+                return plan_err!("internal: column {} is not in the remote table", c.name);
+            };
+            out.push_str(&quote_ident(&table.columns[i].name));
+        }
+        Expr::Literal(v, _) => out.push_str(&literal(table.database.kind(), v)?),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let op = match op {
+                Operator::And => "AND",
+                Operator::Or => "OR",
+                Operator::Eq => "=",
+                Operator::NotEq => "<>",
+                Operator::Lt => "<",
+                Operator::LtEq => "<=",
+                Operator::Gt => ">",
+                Operator::GtEq => ">=",
+                other => return plan_err!("internal: operator {other} is not sent"),
+            };
+            out.push('(');
+            render(table, left, out)?;
+            out.push_str(&format!(" {op} "));
+            render(table, right, out)?;
+            out.push(')');
+        }
+        Expr::Not(inner) => {
+            out.push_str("(NOT ");
+            render(table, inner, out)?;
+            out.push(')');
+        }
+        Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
+            out.push('(');
+            render(table, inner, out)?;
+            out.push_str(if matches!(e, Expr::IsNull(_)) {
+                " IS NULL)"
+            } else {
+                " IS NOT NULL)"
+            });
+        }
+        Expr::InList(l) => {
+            out.push('(');
+            render(table, &l.expr, out)?;
+            out.push_str(if l.negated { " NOT IN (" } else { " IN (" });
+            for (i, item) in l.list.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                render(table, item, out)?;
+            }
+            out.push_str("))");
+        }
+        Expr::Between(b) => {
+            out.push('(');
+            render(table, &b.expr, out)?;
+            out.push_str(if b.negated {
+                " NOT BETWEEN "
+            } else {
+                " BETWEEN "
+            });
+            render(table, &b.low, out)?;
+            out.push_str(" AND ");
+            render(table, &b.high, out)?;
+            out.push(')');
+        }
+        other => return plan_err!("internal: {other} is not sent to a database"),
+    }
+    Ok(())
+}
+
+/// A literal as SQL text for this kind of database.
+fn literal(kind: DatabaseKind, v: &ScalarValue) -> Result<String> {
+    Ok(match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => {
+            if s.contains('\0') {
+                return plan_err!("internal: NUL in a literal sent to a database");
+            }
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        ScalarValue::Boolean(Some(b)) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        ScalarValue::Int8(Some(i)) => i.to_string(),
+        ScalarValue::Int16(Some(i)) => i.to_string(),
+        ScalarValue::Int32(Some(i)) => i.to_string(),
+        ScalarValue::Int64(Some(i)) => i.to_string(),
+        ScalarValue::UInt8(Some(i)) => i.to_string(),
+        ScalarValue::UInt16(Some(i)) => i.to_string(),
+        ScalarValue::UInt32(Some(i)) => i.to_string(),
+        ScalarValue::Float64(Some(f)) if f.is_finite() => format!("{f:?}"),
+        ScalarValue::Decimal128(Some(x), _, scale) => decimal(*x, *scale),
+        ScalarValue::Date32(Some(d)) if kind == DatabaseKind::Postgres => {
+            let (y, m, day) = bund_udfs::domain::civil_from_days(*d);
+            if !(1..=9999).contains(&y) {
+                return plan_err!("internal: date out of range for a literal");
+            }
+            format!("DATE '{y:04}-{m:02}-{day:02}'")
+        }
+        other => return plan_err!("internal: literal {other} is not sent to a database"),
+    })
+}
+
+/// A scaled integer as a decimal number: 10050 at scale 2 is `100.50`.
+fn decimal(x: i128, scale: i8) -> String {
+    let digits = x.unsigned_abs().to_string();
+    let sign = if x < 0 { "-" } else { "" };
+    if scale <= 0 {
+        return format!(
+            "{sign}{digits}{}",
+            "0".repeat(scale.unsigned_abs() as usize)
+        );
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> String {
+        literal(DatabaseKind::Postgres, &ScalarValue::Utf8(Some(s.into()))).unwrap()
+    }
+
+    #[test]
+    fn string_literals_cannot_end_early() {
+        for (value, sql) in [
+            ("310115", "'310115'"),
+            ("it's", "'it''s'"),
+            (r"\'); DROP TABLE t; --", r"'\''); DROP TABLE t; --'"),
+            ("a''b", "'a''''b'"),
+            (r"back\", r"'back\'"),
+        ] {
+            let got = text(value);
+            assert_eq!(got, sql, "{value}");
+            // between the outer quotes there are only doubled quotes
+            let inner = &got[1..got.len() - 1];
+            assert!(!inner.replace("''", "").contains('\''), "{got}");
+        }
+        let nul = ScalarValue::Utf8(Some("a\0b".into()));
+        assert!(literal(DatabaseKind::Postgres, &nul).is_err());
+    }
+
+    #[test]
+    fn numbers_and_dates_are_written_exactly() {
+        assert_eq!(decimal(10050, 2), "100.50");
+        assert_eq!(decimal(-5, 2), "-0.05");
+        assert_eq!(decimal(7, 0), "7");
+        assert_eq!(decimal(12, -2), "1200");
+        let date = ScalarValue::Date32(Some(19_782));
+        assert_eq!(
+            literal(DatabaseKind::Postgres, &date).unwrap(),
+            "DATE '2024-02-29'"
+        );
+        assert!(literal(DatabaseKind::Sqlite, &date).is_err());
+        let f = ScalarValue::Float64(Some(1.5));
+        assert_eq!(literal(DatabaseKind::Postgres, &f).unwrap(), "1.5");
+    }
 }

@@ -7,19 +7,14 @@
 //! where the conversion is exact (an integer in a REAL column, a numeric text in a DECIMAL
 //! column), and refused with the column's name otherwise.
 
+use datafusion::arrow::record_batch::RecordBatch;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::mpsc::Sender;
 
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
 use datafusion::common::{DataFusionError, Result, internal_err};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
@@ -103,19 +98,9 @@ impl SqliteDatabase {
         let mut out = Vec::new();
         for c in stmt.columns() {
             let decl = c.decl_type().unwrap_or("");
-            let (dt, as_text) = match arrow_type(decl) {
-                Some(dt) => (dt, false),
-                None if self.settings.unsupported_as_text => (DataType::Utf8, true),
-                None => {
-                    return Err(self.error(
-                        SourceErrorKind::Remote,
-                        format!(
-                            "column `{}` has type `{decl}`, which Bund cannot map to Arrow; declare the column's type, or set unsupported_types = \"text\" on the database to read such columns as text",
-                            c.name()
-                        ),
-                    ));
-                }
-            };
+            let (dt, as_text) =
+                self.settings
+                    .column_type(c.name(), &format!("`{decl}`"), arrow_type(decl))?;
             out.push((
                 Field::new(c.name(), dt, true),
                 RemoteColumn {
@@ -351,144 +336,57 @@ fn kind(v: &ValueRef<'_>) -> &'static str {
     }
 }
 
-/// Reads one SELECT on a blocking thread as a stream of batches.
-#[derive(Debug)]
-pub(crate) struct SqliteScanExec {
+/// Steps through one SELECT on the calling (blocking) thread, sending batches of
+/// `batch_size` rows to `tx`; stops early when the receiver is gone.
+pub(crate) fn read(
     database: Arc<Database>,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
-    properties: Arc<PlanProperties>,
-}
-
-impl SqliteScanExec {
-    pub(crate) fn new(
-        database: Arc<Database>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-    ) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
-        Self {
-            database,
-            sql,
-            schema,
-            batch_size: batch_size.max(1),
-            properties: Arc::new(properties),
+    tx: Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let Database::Sqlite(db) = database.as_ref() else {
+        return internal_err!("a SQLite scan over another kind of database");
+    };
+    let fail = |kind, m: String| DataFusionError::from(db.error(kind, m));
+    let mut builders = schema
+        .fields()
+        .iter()
+        .map(|f| Builder::new(f.data_type(), batch_size))
+        .collect::<DecodeResult<Vec<_>>>()
+        .map_err(|m| fail(SourceErrorKind::Remote, m))?;
+    let conn = db.open()?;
+    let mut stmt = conn.prepare(&sql).map_err(|e| db.sqlite_error(&e))?;
+    let mut rows = stmt.query([]).map_err(|e| db.sqlite_error(&e))?;
+    let mut n = 0;
+    let flush = |builders: &mut Vec<Builder>, n: usize| {
+        super::copy::finish_batch(&schema, builders, n)
+            .map_err(|m| fail(SourceErrorKind::Remote, m))
+    };
+    while let Some(row) = rows.next().map_err(|e| db.sqlite_error(&e))? {
+        for (i, b) in builders.iter_mut().enumerate() {
+            let v = row.get_ref(i).map_err(|e| db.sqlite_error(&e))?;
+            b.append_sqlite(v).map_err(|m| {
+                fail(
+                    SourceErrorKind::Remote,
+                    format!("column `{}`: {m}", schema.field(i).name()),
+                )
+            })?;
         }
-    }
-}
-
-impl DisplayAs for SqliteScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "SqliteScanExec: source={} sql={}",
-            self.database.name(),
-            self.sql
-        )
-    }
-}
-
-impl ExecutionPlan for SqliteScanExec {
-    fn name(&self) -> &str {
-        "SqliteScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(
-            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-        ) -> Result<datafusion::common::tree_node::TreeNodeRecursion>,
-    ) -> Result<datafusion::common::tree_node::TreeNodeRecursion> {
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("SqliteScanExec has no children")
-        }
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("SqliteScanExec has one partition, not {partition}");
-        }
-        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
-        let tx = builder.tx();
-        let database = Arc::clone(&self.database);
-        let sql = self.sql.clone();
-        let schema = Arc::clone(&self.schema);
-        let batch_size = self.batch_size;
-        builder.spawn_blocking(move || {
-            let Database::Sqlite(db) = database.as_ref() else {
-                return internal_err!("SqliteScanExec over another kind of database");
-            };
-            let fail = |kind, m: String| DataFusionError::from(db.error(kind, m));
-            let mut builders = schema
-                .fields()
-                .iter()
-                .map(|f| Builder::new(f.data_type(), batch_size))
-                .collect::<DecodeResult<Vec<_>>>()
-                .map_err(|m| fail(SourceErrorKind::Remote, m))?;
-            let conn = db.open()?;
-            let mut stmt = conn.prepare(&sql).map_err(|e| db.sqlite_error(&e))?;
-            let mut rows = stmt.query([]).map_err(|e| db.sqlite_error(&e))?;
-            let mut n = 0;
-            let flush = |builders: &mut Vec<Builder>, n: usize| {
-                super::copy::finish_batch(&schema, builders, n)
-                    .map_err(|m| fail(SourceErrorKind::Remote, m))
-            };
-            while let Some(row) = rows.next().map_err(|e| db.sqlite_error(&e))? {
-                for (i, b) in builders.iter_mut().enumerate() {
-                    let v = row.get_ref(i).map_err(|e| db.sqlite_error(&e))?;
-                    b.append_sqlite(v).map_err(|m| {
-                        fail(
-                            SourceErrorKind::Remote,
-                            format!("column `{}`: {m}", schema.field(i).name()),
-                        )
-                    })?;
-                }
-                n += 1;
-                if n == batch_size {
-                    let batch = flush(&mut builders, n)?;
-                    n = 0;
-                    if tx.blocking_send(Ok(batch)).is_err() {
-                        return Ok(()); // the consumer is gone: the query was cancelled
-                    }
-                }
+        n += 1;
+        if n == batch_size {
+            let batch = flush(&mut builders, n)?;
+            n = 0;
+            if tx.blocking_send(Ok(batch)).is_err() {
+                return Ok(()); // the consumer is gone: the query was cancelled
             }
-            if n > 0 {
-                let batch = flush(&mut builders, n)?;
-                let _ = tx.blocking_send(Ok(batch));
-            }
-            Ok(())
-        });
-        Ok(builder.build())
+        }
     }
+    if n > 0 {
+        let batch = flush(&mut builders, n)?;
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

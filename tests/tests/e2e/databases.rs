@@ -155,6 +155,21 @@ async fn rows(c: &mut Raw, sql: &str) -> Vec<Vec<String>> {
     out
 }
 
+/// `bund check` on `dir` with the database's URL set: exits 1; returns what it printed.
+fn check_fails(dir: &Path, pg: &Postgres) -> String {
+    let out = Command::new(bund_bin())
+        .args(["check", "--config"])
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(example_data())
+        .env(URL_ENV, pg.url())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    text
+}
+
 /// The SQL of the PostgreSQL scan in the plan of `sql`.
 async fn remote_sql(c: &mut Raw, sql: &str) -> Vec<String> {
     let b = c.query(&format!("EXPLAIN {sql}")).await.unwrap();
@@ -230,7 +245,7 @@ async fn postgres_tables_are_served_with_their_types_and_filters_run_in_the_data
         // Sent (as DataFusion simplified them): IN, BETWEEN on a number, NOT … IS NULL.
         (
             "SELECT district_code FROM pgsrc.people WHERE district_code IN ('310115', '310101') AND amount BETWEEN 1 AND 200 AND NOT (amount IS NULL)",
-            r#"SELECT "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE ((("district_code" = '310115') OR ("district_code" = '310101'))) AND (("amount" >= 1.00)) AND (("amount" <= 200.00)) AND ("amount" IS NOT NULL)"#,
+            r#"SELECT "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE ((("district_code" = '310115') OR ("district_code" = '310101'))) AND (("amount" >= 1.00)) AND (("amount" <= 200.00)) AND (("amount" IS NOT NULL))"#,
         ),
         (
             "SELECT district_code FROM pgsrc.people LIMIT 2",
@@ -241,6 +256,29 @@ async fn postgres_tables_are_served_with_their_types_and_filters_run_in_the_data
             remote_sql(&mut admin, query).await,
             vec![want.to_string()],
             "{query}"
+        );
+    }
+
+    // A value that would end its string early if it were spliced into the SQL as written
+    // (backslash-quote, then SQL of its own): sent with its quotes doubled, it matches
+    // nothing and runs nothing.
+    for evil in [
+        r"\') OR (1=1) OR ('",
+        r"x\'' OR 1=1 --",
+        "310115' OR '1'='1",
+    ] {
+        let q = format!(
+            "SELECT count(*) FROM pgsrc.people WHERE district_code = '{}'",
+            evil.replace('\'', "''")
+        );
+        assert_eq!(rows(&mut admin, &q).await, vec![vec!["0"]], "{q}");
+        let sent = remote_sql(&mut admin, &q).await;
+        assert!(
+            sent[0].ends_with(&format!(
+                "WHERE ((\"district_code\" = '{}'))",
+                evil.replace('\'', "''")
+            )),
+            "{sent:?}"
         );
     }
 
@@ -272,7 +310,7 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
     assert_eq!(
         remote_sql(&mut police, query).await,
         vec![
-            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE ("district_code" IN ('310115'))"#
+            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE (("district_code" IN ('310115')))"#
                 .to_string()
         ]
     );
@@ -337,16 +375,7 @@ async fn a_source_down_at_start_is_reported_by_check_and_served_around_by_serve(
     let mut pg = postgres("start-down");
     let dir = config("pg-start-down");
     pg.stop();
-    let out = Command::new(bund_bin())
-        .args(["check", "--config"])
-        .arg(&dir)
-        .arg("--data-dir")
-        .arg(example_data())
-        .env(URL_ENV, pg.url())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let text = check_fails(&dir, &pg);
     assert!(
         text.contains("bureau \"pgsrc\" table \"types\"") && text.contains("hrss_pg"),
         "{text}"
@@ -392,16 +421,7 @@ fn columns_of_types_bund_cannot_map_are_refused_at_load_unless_read_as_text() {
         .unwrap()
         .replace("unsupported_types = \"text\"\n", "");
     std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
-    let out = Command::new(bund_bin())
-        .args(["check", "--config"])
-        .arg(&dir)
-        .arg("--data-dir")
-        .arg(example_data())
-        .env(URL_ENV, pg.url())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let text = check_fails(&dir, &pg);
     assert!(
         text.contains("table \"types\"")
             && text.contains("column `iv` has type interval")
@@ -430,7 +450,7 @@ async fn the_example_serves_its_licence_library_from_sqlite() {
     let plan = column_strings(&b, 1).join("\n");
     assert!(
         plan.contains(&format!(
-            r#"SqliteScanExec: source=licence_db sql=SELECT "licence_id" AS "licence_id", "licence_type" AS "licence_type", "issued_on" AS "issued_on" FROM "licences" WHERE ((`licence_type` = '{licence_type}'))"#
+            r#"SqliteScanExec: source=licence_db sql=SELECT "licence_id" AS "licence_id", "licence_type" AS "licence_type", "issued_on" AS "issued_on" FROM "licences" WHERE (("licence_type" = '{licence_type}'))"#
         )),
         "{plan}"
     );

@@ -1,0 +1,49 @@
+# Shared by the bench-*.sh scripts (sourced, not run). Expects PY (the venv's python),
+# CLIENT (../shared/clients/bi_client.py) and BUND_CACHE.
+
+# bench_wait_addr LOG_OUT: the address `bund serve` printed to LOG_OUT, within 60 s.
+bench_wait_addr() {
+    local addr=""
+    for _ in $(seq 1 600); do
+        addr=$(sed -n 's/^bund: serving Flight SQL on //p' "$1" 2>/dev/null || true)
+        [ -n "$addr" ] && { echo "$addr"; return 0; }
+        sleep 0.1
+    done
+    echo "bund did not start; see ${1%.out}" >&2
+    return 1
+}
+
+# bench_throughput ADDR CASE USER QUERY: one timed run through ADBC; prints "CASE ROWS SECONDS".
+bench_throughput() {
+    local json="$BUND_CACHE/bench-run-$2.json"
+    "$PY" "$CLIENT" "$1" -u "$3" -p "$3-demo" --mode throughput --query "$4" \
+        --warmup 0 --repeat 1 --json "$json" >/dev/null
+    "$PY" - "$2" "$json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[2]))
+r = d["runs"][0] if "runs" in d else d
+rows = r.get("rows") or d.get("rows")
+secs = r.get("seconds") or r.get("elapsed_s") or d.get("seconds")
+print(sys.argv[1], rows, secs)
+PY
+}
+
+# bench_summary RUNS_FILE 'PYTHON EXPRESSIONS': per case (lines "CASE ROWS SECONDS") the
+# median time and rows/s; then each `label=expression` line, evaluated with `med` (median
+# seconds by case) in scope.
+bench_summary() {
+    "$PY" - "$1" "$2" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    case, rows, secs = line.split()
+    runs.setdefault(case, []).append((int(rows), float(secs)))
+med = {c: statistics.median(s for _, s in v) for c, v in runs.items()}
+for c, v in runs.items():
+    rows = v[0][0]
+    print(f"{c:9s} rows={rows:>9d}  median {med[c]:.3f} s  {rows / med[c] / 1e6:.2f} M rows/s  ({len(v)} runs)")
+for line in sys.argv[2].strip().splitlines():
+    label, expr = line.split("=", 1)
+    print(f"{label.strip()}: {eval(expr):.2f}")
+PY
+}
