@@ -69,6 +69,12 @@ url_env = "{URL_ENV}"
 connect_timeout_s = 2
 unsupported_types = "text"
 
+[[database]]
+name = "hrss_pg_slow"
+kind = "postgres"
+url_env = "{URL_ENV}"
+statement_timeout_s = 1
+
 [[bureau]]
 id = "pgsrc"
 name_zh = "人社局数据库"
@@ -97,6 +103,13 @@ name = "big_amounts"
 description = "A query as the source."
 open_level = "not_open"
 source = {{ kind = "database", database = "hrss_pg", query = "SELECT district_code, amount FROM hrss.people WHERE amount > 50" }}
+
+[[bureau.table]]
+name = "slow"
+description = "A query that runs past its database's statement timeout."
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_pg_slow", query = "SELECT district_code FROM hrss.people, pg_sleep(3)" }}
+columns = [{{ name = "district_code", type = "varchar" }}]
 "#
     );
     std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
@@ -340,6 +353,21 @@ async fn a_postgres_source_that_goes_down_fails_alone_and_recovers_by_itself() {
     let mut admin = server.login("admin").await;
     let count = "SELECT count(*) FROM pgsrc.people";
     assert_eq!(rows(&mut admin, count).await, vec![vec!["4"]]);
+
+    // A statement past the source's timeout: cancelled by the database, reported as such.
+    let started = Instant::now();
+    let err = admin.query("SELECT * FROM pgsrc.slow").await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(
+        err.message().contains("hrss_pg_slow") && err.message().contains("statement timeout"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     pg.stop();
     let started = Instant::now();
