@@ -33,11 +33,22 @@ impl fmt::Debug for PgDatabase {
     }
 }
 
-/// A connection on loan; back to the idle list when dropped, unless it broke.
+/// A connection on loan. It goes back to the idle list only through
+/// [`PooledClient::release`], after a statement ran to its end; dropped otherwise (an
+/// error, or a scan whose consumer went away mid-COPY), it is closed, which also makes the
+/// server stop sending rows nobody reads.
 pub(crate) struct PooledClient<'a> {
     db: &'a PgDatabase,
     client: Option<Client>,
+    reusable: bool,
     _slot: OwnedSemaphorePermit,
+}
+
+impl PooledClient<'_> {
+    /// Back to the idle list: the connection is between statements.
+    pub(crate) fn release(mut self) {
+        self.reusable = true;
+    }
 }
 
 impl std::ops::Deref for PooledClient<'_> {
@@ -50,6 +61,7 @@ impl std::ops::Deref for PooledClient<'_> {
 impl Drop for PooledClient<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.client.take()
+            && self.reusable
             && !c.is_closed()
             && let Ok(mut idle) = self.db.idle.lock()
         {
@@ -121,6 +133,7 @@ impl PgDatabase {
                     return Ok(PooledClient {
                         db: self,
                         client: Some(c),
+                        reusable: false,
                         _slot: slot,
                     });
                 }
@@ -149,6 +162,7 @@ impl PgDatabase {
         Ok(PooledClient {
             db: self,
             client: Some(client),
+            reusable: false,
             _slot: slot,
         })
     }
@@ -209,6 +223,7 @@ impl PgDatabase {
                     .collect()
             }
         };
+        client.release();
         if rows.is_empty() {
             return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
         }
@@ -350,6 +365,7 @@ pub(crate) async fn read(
     while let Some(r) = stream.next().await {
         r.map_err(|e| db.pg_error(&e))?;
     }
+    client.release();
     Ok(())
 }
 

@@ -181,3 +181,60 @@ sensitive = ["name"]
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }
+
+#[test]
+fn database_entries_are_checked_like_everything_else() {
+    let dir = example_config("check-databases", None);
+    let catalog = std::fs::read_to_string(dir.join("catalog.toml"))
+        .unwrap()
+        // the example's SQLite file, misspelt
+        .replace(
+            "path = \"licence/licences/licences.sqlite\"",
+            "path = \"licence/licences/licenses.sqlite\"",
+        );
+    let catalog = format!(
+        r#"{catalog}
+[[database]]
+name = "no_url"
+kind = "postgres"
+
+[[database]]
+name = "unset_url"
+kind = "postgres"
+url_env = "BUND_TEST_DOES_NOT_EXIST_URL"
+
+[[database]]
+name = "oracle_db"
+kind = "oracle"
+
+[[bureau]]
+id = "dbcheck"
+name_zh = "检查"
+name_en = "Checks"
+
+[[bureau.table]]
+name = "nowhere"
+description = "An unknown database."
+open_level = "not_open"
+source = {{ kind = "database", database = "nowhere", table = "t" }}
+
+[[bureau.table]]
+name = "both"
+description = "Table and query at once."
+open_level = "not_open"
+source = {{ kind = "database", database = "licence_db", table = "licences", query = "SELECT 1" }}
+"#
+    );
+    std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
+    let (code, text) = check(&dir);
+    assert_eq!(code, 1, "{text}");
+    for expected in [
+        "database \"licence_db\": field `path`: missing file",
+        "database \"no_url\": field `url_env`: name the environment variable",
+        "database \"unset_url\": field `url_env`: environment variable `BUND_TEST_DOES_NOT_EXIST_URL` is not set",
+        "database \"oracle_db\": field `kind`: unknown database kind `oracle`",
+        "bureau \"dbcheck\" table \"nowhere\": field `source.database`: unknown database `nowhere`",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
