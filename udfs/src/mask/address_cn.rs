@@ -174,6 +174,11 @@ fn next_unit(s: &str) -> Option<(usize, Rank)> {
 /// keeps one township or road unit right after a recognised division (and the 街道 of a
 /// subdistrict named after its road).
 pub(crate) fn kept_len(s: &str, level: Level) -> usize {
+    kept_len_by(s, level, next_unit)
+}
+
+/// [`kept_len`] over any unit scanner (the tests run it over the reference scanner too).
+fn kept_len_by(s: &str, level: Level, next_unit: impl Fn(&str) -> Option<(usize, Rank)>) -> usize {
     let mut district_end = 0;
     let mut last: Option<Rank> = None;
     // The unit that ended the divisions, if any: the street level's candidate.
@@ -453,35 +458,7 @@ mod tests {
         }
 
         pub(super) fn kept_len(s: &str, level: Level) -> usize {
-            let mut district_end = 0;
-            let mut last: Option<Rank> = None;
-            let mut after = None;
-            while let Some((len, rank)) = next_unit(&s[district_end..]) {
-                let rank = match (rank, last) {
-                    (Rank::City, Some(Rank::City)) => Rank::County,
-                    _ => rank,
-                };
-                if rank == Rank::Street || last.is_some_and(|l| rank <= l) {
-                    after = Some((len, rank));
-                    break;
-                }
-                district_end += len;
-                last = Some(rank);
-            }
-            if level == Level::District || district_end == 0 {
-                return district_end;
-            }
-            match after {
-                Some((len, Rank::Street)) => {
-                    let end = district_end + len;
-                    if s[end..].starts_with("街道") && !s[..end].ends_with('街') {
-                        end + "街道".len()
-                    } else {
-                        end
-                    }
-                }
-                _ => district_end,
-            }
+            super::super::kept_len_by(s, level, next_unit)
         }
     }
 
