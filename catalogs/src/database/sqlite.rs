@@ -93,6 +93,24 @@ impl SqliteDatabase {
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
         let conn = self.open()?;
+        // NOT NULL columns of a table (a query's columns are all nullable).
+        let mut not_null = std::collections::HashSet::new();
+        if let RemoteSource::Table(parts) = source {
+            let (schema, table) = match parts.as_slice() {
+                [schema, table] => (schema.as_str(), table.as_str()),
+                [table] => ("main", table.as_str()),
+                _ => ("main", ""),
+            };
+            let mut info = conn
+                .prepare("SELECT name FROM pragma_table_info(?1, ?2) WHERE \"notnull\"")
+                .map_err(|e| self.sqlite_error(&e))?;
+            let names = info
+                .query_map([table, schema], |r| r.get::<_, String>(0))
+                .map_err(|e| self.sqlite_error(&e))?;
+            for n in names {
+                not_null.insert(n.map_err(|e| self.sqlite_error(&e))?);
+            }
+        }
         let sql = format!("SELECT * FROM {} LIMIT 0", source.sql_from_item());
         let stmt = conn.prepare(&sql).map_err(|e| self.sqlite_error(&e))?;
         let mut out = Vec::new();
@@ -102,7 +120,7 @@ impl SqliteDatabase {
                 self.settings
                     .column_type(c.name(), &format!("`{decl}`"), arrow_type(decl))?;
             out.push((
-                Field::new(c.name(), dt, true),
+                Field::new(c.name(), dt, !not_null.contains(c.name())),
                 RemoteColumn {
                     name: c.name().to_string(),
                     as_text,

@@ -488,6 +488,13 @@ async fn the_example_serves_its_licence_library_from_sqlite() {
         b[0].schema().field(1).data_type(),
         &datafusion::arrow::datatypes::DataType::Date32
     );
+    // NOT NULL in the SQLite table is non-nullable in Arrow; expires_on may be NULL.
+    assert!(!b[0].schema().field(0).is_nullable());
+    let b = admin
+        .query("SELECT expires_on FROM licence.licences LIMIT 1")
+        .await
+        .unwrap();
+    assert!(b[0].schema().field(0).is_nullable());
     assert_eq!(
         rows(&mut admin, "SELECT count(*) FROM licence.licences").await,
         vec![vec![(crate::harness::RESIDENTS / 10).to_string()]]
