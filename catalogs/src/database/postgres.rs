@@ -286,10 +286,8 @@ fn arrow_type(oid: u32, typmod: i32, elem_oid: u32) -> Option<DataType> {
         1114 => DataType::Timestamp(TimeUnit::Microsecond, None),
         1184 => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         _ if elem_oid != 0 => {
+            // an array's typmod is its element's: numeric(p,s)[] maps, numeric[] does not
             let elem = arrow_type(elem_oid, typmod, 0)?;
-            if matches!(elem, DataType::Decimal128(..) | DataType::Decimal256(..)) {
-                // an array's typmod is its element's; unconstrained numeric[] is refused above
-            }
             DataType::List(Arc::new(Field::new("item", elem, true)))
         }
         _ => return None,
