@@ -4,7 +4,7 @@
 #   - a JDK (java >= 17, with the source launcher) and Maven, from Debian if missing;
 #   - a Python venv at $BUND_CACHE/venv with the ADBC Flight SQL driver and pyarrow (pinned);
 #   - the Flight SQL JDBC driver (a self-contained uber-jar) in $BUND_CACHE/jdbc, via Maven;
-#   - PostgreSQL server binaries (Debian packages), for the database sources.
+#   - PostgreSQL and MariaDB server binaries (Debian packages), for the database sources.
 # Writes $BUND_CACHE/env.sh exporting BUND_TEST_PYTHON and BUND_TEST_JDBC_JAR and prints the
 # same export lines. BUND_CACHE defaults to <repo>/.cache.
 #
@@ -172,6 +172,29 @@ PG_BIN="$(pg_bin)"
 [ -n "$PG_BIN" ] || { log "PostgreSQL's initdb and pg_ctl not found after installing postgresql"; exit 1; }
 log "PostgreSQL ok: $PG_BIN"
 
+# MariaDB for the MySQL/MariaDB source tests: the harness runs mariadb-install-db and
+# mariadbd in a temporary directory on a free port, so only the binaries are needed.
+mariadbd_path() {
+    command -v mariadbd 2>/dev/null || { [ -x /usr/sbin/mariadbd ] && echo /usr/sbin/mariadbd; }
+}
+if [ -z "$(mariadbd_path)" ] || ! command -v mariadb-install-db >/dev/null 2>&1 \
+    || ! command -v mariadb >/dev/null 2>&1; then
+    # the package's own service is not wanted: policy-rc.d keeps it from being started
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        installed=0
+        apt_install mariadb-server mariadb-client && installed=1
+        rm -f /usr/sbin/policy-rc.d
+        [ "$installed" = 1 ] || { log "apt-get install mariadb-server failed"; exit 1; }
+    else
+        apt_install mariadb-server mariadb-client
+    fi
+fi
+MARIADBD="$(mariadbd_path)"
+[ -n "$MARIADBD" ] || { log "mariadbd not found after installing mariadb-server"; exit 1; }
+log "MariaDB ok: $MARIADBD"
+
 # ---------------------------------------------------------------- env.sh
 cat >"$BUND_CACHE/env.sh" <<EOF
 # written by scripts/test-deps.sh
@@ -179,5 +202,6 @@ export BUND_TEST_PYTHON="$VPY"
 export BUND_TEST_JDBC_JAR="$JAR"
 export BUND_TEST_WEED="$WEED"
 export BUND_TEST_PG_BIN="$PG_BIN"
+export BUND_TEST_MARIADBD="$MARIADBD"
 EOF
 cat "$BUND_CACHE/env.sh" | grep '^export'

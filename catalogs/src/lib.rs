@@ -22,6 +22,7 @@ pub use catalog::{
     AUDIT_LOG_TABLE, BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OPEN_SCHEMA,
     OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, audit_log_schema, session_config,
 };
+pub use database::query::{AggregateFn, JoinSide, RemoteAggregate, RemoteQuery, inner_join};
 pub use database::{DatabaseKind, RemoteTable, SourceError, SourceErrorKind, source_error};
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use policy::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};

@@ -42,7 +42,8 @@ pub(crate) struct RawS3 {
 pub(crate) struct RawDatabase {
     pub(crate) name: String,
     pub(crate) kind: String,
-    /// PostgreSQL: the variable holding `postgres://user:password@host:port/db`.
+    /// PostgreSQL, MySQL: the variable holding `postgres://user:password@host:port/db` or
+    /// `mysql://user:password@host:port/db`.
     pub(crate) url_env: Option<String>,
     /// SQLite: the database file, relative to the data directory or absolute.
     pub(crate) path: Option<String>,

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::guard::{StatementKind, check_statement};
 use crate::pushdown::PushSafePredicates;
 use crate::rewrite::{SecureScanRule, Touched};
+use crate::source::PushToSource;
 
 /// Schemas DataFusion answers itself; every other name must be a catalog dataset.
 const INFORMATION_SCHEMA: &str = "information_schema";
@@ -88,6 +89,8 @@ fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         .position(|r| r.name() == "push_down_filter")
         .map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(PushSafePredicates));
+    // Last: sees the filters already in the scans.
+    rules.push(Arc::new(PushToSource));
     rules
 }
 

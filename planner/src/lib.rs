@@ -11,6 +11,7 @@ mod error;
 mod guard;
 mod pushdown;
 mod rewrite;
+mod source;
 
 pub use barrier::{BarrierExec, SecurityBarrier};
 pub use engine::{Engine, PlannedQuery, PreparedInfo, client_type};

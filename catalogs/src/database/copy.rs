@@ -433,6 +433,34 @@ impl CopyDecoder {
     }
 }
 
+/// A decimal text (`-12.5`, `3`) as an integer scaled by 10^scale, exactly; `None` when
+/// it is not a number or has more fractional digits than the scale.
+pub(crate) fn parse_decimal(s: &str, scale: i8) -> Option<i256> {
+    let s = s.trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = u32::try_from(scale).ok()?;
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > scale as usize
+    {
+        return None;
+    }
+    let ten = i256::from_i128(10);
+    let mut v = i256::ZERO;
+    for b in int.bytes().chain(frac.bytes()) {
+        v = v
+            .checked_mul(ten)?
+            .checked_add(i256::from_i128(i128::from(b - b'0')))?;
+    }
+    v = v.checked_mul(ten.checked_pow(scale - frac.len() as u32)?)?;
+    Some(if neg { v.checked_neg()? } else { v })
+}
+
 /// The builders' contents as one batch of `rows` rows; the builders start over.
 pub(crate) fn finish_batch(
     schema: &SchemaRef,
@@ -462,6 +490,21 @@ mod tests {
             v.extend_from_slice(&d.to_be_bytes());
         }
         v
+    }
+
+    #[test]
+    fn decimal_texts_parse_exactly() {
+        let p = |s: &str, scale| parse_decimal(s, scale).and_then(|x| x.to_i128());
+        assert_eq!(p("-12.5", 2), Some(-1250));
+        assert_eq!(p("3", 2), Some(300));
+        assert_eq!(p("1.234", 2), None);
+        assert_eq!(p("abc", 2), None);
+        assert_eq!(p("", 2), None);
+        let big = "12345678901234567890123456789012345678.0123456789";
+        assert_eq!(
+            parse_decimal(big, 10).unwrap().to_string(),
+            "123456789012345678901234567890123456780123456789"
+        );
     }
 
     #[test]

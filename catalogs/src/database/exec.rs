@@ -15,7 +15,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
-use super::{Database, postgres, sqlite};
+use super::{Database, mysql, postgres, sqlite};
 
 /// Reads one SQL statement from a database; EXPLAIN shows the statement.
 #[derive(Debug)]
@@ -52,6 +52,7 @@ impl RemoteScanExec {
     fn label(&self) -> &'static str {
         match self.database.as_ref() {
             Database::Postgres(_) => "PostgresScanExec",
+            Database::Mysql(_) => "MysqlScanExec",
             Database::Sqlite(_) => "SqliteScanExec",
         }
     }
@@ -120,6 +121,9 @@ impl ExecutionPlan for RemoteScanExec {
         match self.database.as_ref() {
             Database::Postgres(_) => {
                 builder.spawn(postgres::read(database, sql, schema, batch_size, tx));
+            }
+            Database::Mysql(_) => {
+                builder.spawn(mysql::read(database, sql, schema, batch_size, tx));
             }
             Database::Sqlite(_) => {
                 builder.spawn_blocking(move || sqlite::read(database, sql, schema, batch_size, tx));

@@ -13,8 +13,10 @@
 
 mod copy;
 mod exec;
+pub(crate) mod mysql;
 pub(crate) mod postgres;
 pub(crate) mod pushdown;
+pub(crate) mod query;
 pub(crate) mod sqlite;
 
 use std::fmt;
@@ -103,6 +105,8 @@ pub fn source_error(e: &DataFusionError) -> Option<&SourceError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
     Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
     Sqlite,
 }
 
@@ -110,6 +114,7 @@ impl DatabaseKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Postgres => "postgres",
+            Self::Mysql => "mysql",
             Self::Sqlite => "sqlite",
         }
     }
@@ -121,7 +126,7 @@ impl DatabaseKind {
 pub(crate) struct DatabaseSettings {
     pub(crate) name: String,
     pub(crate) kind: DatabaseKind,
-    /// The connection URL (PostgreSQL) or the file (SQLite).
+    /// The connection URL (PostgreSQL, MySQL) or the file (SQLite).
     url: String,
     pub(crate) pool_size: usize,
     pub(crate) connect_timeout: Duration,
@@ -148,25 +153,36 @@ impl DatabaseSettings {
     ) -> Result<Self, (&'static str, String)> {
         let kind = match raw.kind.as_str() {
             "postgres" | "postgresql" => DatabaseKind::Postgres,
+            "mysql" | "mariadb" => DatabaseKind::Mysql,
             "sqlite" => DatabaseKind::Sqlite,
             other => {
                 return Err((
                     "kind",
-                    format!("unknown database kind `{other}`; use postgres or sqlite"),
+                    format!(
+                        "unknown database kind `{other}`; use postgres, mysql (also for MariaDB) or sqlite"
+                    ),
                 ));
             }
         };
         let url = match (kind, &raw.url_env, &raw.path) {
-            (DatabaseKind::Postgres, Some(var), None) => std::env::var(var).map_err(|_| {
+            (DatabaseKind::Postgres | DatabaseKind::Mysql, Some(var), None) => std::env::var(var)
+                .map_err(|_| {
                 (
                     "url_env",
                     format!("environment variable `{var}` is not set"),
                 )
             })?,
-            (DatabaseKind::Postgres, _, _) => {
+            (DatabaseKind::Postgres | DatabaseKind::Mysql, _, _) => {
+                let scheme = if kind == DatabaseKind::Postgres {
+                    "postgres"
+                } else {
+                    "mysql"
+                };
                 return Err((
                     "url_env",
-                    "name the environment variable that holds the connection URL (postgres://user:password@host:port/db), and no path".into(),
+                    format!(
+                        "name the environment variable that holds the connection URL ({scheme}://user:password@host:port/db), and no path"
+                    ),
                 ));
             }
             (DatabaseKind::Sqlite, None, Some(path)) => {
@@ -252,6 +268,7 @@ impl DatabaseSettings {
 #[derive(Debug)]
 pub(crate) enum Database {
     Postgres(Box<postgres::PgDatabase>),
+    Mysql(Arc<mysql::MysqlDatabase>),
     Sqlite(Arc<sqlite::SqliteDatabase>),
 }
 
@@ -262,6 +279,9 @@ impl Database {
             DatabaseKind::Postgres => Ok(Arc::new(Self::Postgres(Box::new(
                 postgres::PgDatabase::new(settings)?,
             )))),
+            DatabaseKind::Mysql => Ok(Arc::new(Self::Mysql(Arc::new(mysql::MysqlDatabase::new(
+                settings,
+            )?)))),
             DatabaseKind::Sqlite => {
                 let path = std::path::PathBuf::from(&settings.url);
                 Ok(Arc::new(Self::Sqlite(Arc::new(sqlite::SqliteDatabase {
@@ -275,6 +295,7 @@ impl Database {
     pub(crate) fn settings(&self) -> &DatabaseSettings {
         match self {
             Self::Postgres(p) => &p.settings,
+            Self::Mysql(m) => &m.settings,
             Self::Sqlite(s) => &s.settings,
         }
     }
@@ -289,6 +310,7 @@ impl Database {
     ) -> Result<Vec<(datafusion::arrow::datatypes::Field, RemoteColumn)>, SourceError> {
         match self {
             Self::Postgres(p) => p.describe(source).await,
+            Self::Mysql(m) => m.describe(source).await,
             Self::Sqlite(s) => s.describe(source).await,
         }
     }
@@ -307,24 +329,34 @@ pub(crate) enum RemoteSource {
 
 impl RemoteSource {
     /// The FROM item of the SQL Bund sends.
-    pub(crate) fn sql_from_item(&self) -> String {
+    pub(crate) fn sql_from_item(&self, kind: DatabaseKind) -> String {
         match self {
             Self::Table(parts) => parts
                 .iter()
-                .map(|p| pushdown::quote_ident(p))
+                .map(|p| pushdown::quote_ident(kind, p))
                 .collect::<Vec<_>>()
                 .join("."),
             Self::Query(q) => format!("({q}) AS bund_source"),
         }
     }
+
+    /// The FROM item without an alias (a join gives its own).
+    pub(crate) fn join_item(&self, kind: DatabaseKind) -> String {
+        match self {
+            Self::Table(_) => self.sql_from_item(kind),
+            Self::Query(q) => format!("({q})"),
+        }
+    }
 }
 
 /// How one column is read: its remote name and whether it is fetched as text because its
-/// remote type has no Arrow counterpart (`unsupported_types = "text"`).
+/// remote type has no Arrow counterpart (`unsupported_types = "text"`), and for MySQL
+/// which function turns it into text.
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteColumn {
     pub(crate) name: String,
     pub(crate) as_text: bool,
+    pub(crate) text_fn: Option<&'static str>,
 }
 
 /// A table of a database source.
@@ -470,6 +502,7 @@ pub(crate) async fn remote_table(
                 .map(|f| RemoteColumn {
                     name: f.name().clone(),
                     as_text: false,
+                    text_fn: None,
                 })
                 .collect();
             // Check that the database answers, without making the table depend on it.

@@ -110,7 +110,12 @@ impl PgDatabase {
         if let Some(db) = e.as_db_error() {
             let kind = if db.code() == &tokio_postgres::error::SqlState::QUERY_CANCELED {
                 SourceErrorKind::Timeout
-            } else if db.code().code().starts_with("08") || db.code().code().starts_with("57P") {
+            } else if ["08", "28", "3D", "53", "57P"]
+                .iter()
+                .any(|class| db.code().code().starts_with(class))
+            {
+                // connection, authentication, unknown database, out of resources, shutdown:
+                // the source cannot serve now, which is not a mistake in the catalog
                 SourceErrorKind::Unavailable
             } else {
                 SourceErrorKind::Remote
@@ -177,7 +182,7 @@ impl PgDatabase {
             RemoteSource::Table(parts) => {
                 let name = parts
                     .iter()
-                    .map(|p| super::pushdown::quote_ident(p))
+                    .map(|p| super::pushdown::quote_ident(super::DatabaseKind::Postgres, p))
                     .collect::<Vec<_>>()
                     .join(".");
                 let sql = "SELECT a.attname::text, a.atttypid::int4, a.atttypmod, a.attnotnull, \
@@ -239,6 +244,7 @@ impl PgDatabase {
                     RemoteColumn {
                         name: c.name,
                         as_text,
+                        text_fn: None,
                     },
                 ))
             })

@@ -5,24 +5,31 @@
 //! AND / OR / NOT, IS [NOT] NULL, IN lists and BETWEEN — no function call of any kind (so
 //! no masking or policy-only function, and no built-in whose remote namesake behaves
 //! differently), no cast, no arithmetic. Text columns are compared for (in)equality only:
-//! `<` on text follows the database's collation, not Bund's byte order. Columns fetched as
-//! text because their remote type has no Arrow counterpart are never filtered remotely.
-//! Every pushed filter is also applied again by Bund (Inexact).
+//! `<` on text follows the database's collation, not Bund's byte order. MySQL's usual
+//! collations ignore case and trailing spaces, so there a text column is only compared
+//! for equality where a match keeps the row (`=` and `IN`, not under NOT): the database
+//! then sends a superset of the rows, never fewer. Columns fetched as text because their
+//! remote type has no Arrow counterpart are never filtered remotely. Every pushed filter is
+//! also applied again by Bund (Inexact).
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, DataFusionError, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use super::{DatabaseKind, RemoteTable};
 
-/// `"name"` with embedded quotes doubled: always quoted, so any name is taken literally.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// `"name"` (MySQL: `` `name` ``) with embedded quotes doubled: always quoted, so any name
+/// is taken literally.
+pub(crate) fn quote_ident(kind: DatabaseKind, name: &str) -> String {
+    match kind {
+        DatabaseKind::Mysql => format!("`{}`", name.replace('`', "``")),
+        _ => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
 }
 
 /// True when `expr` may be sent to the table's database.
 pub(crate) fn remote_safe(table: &RemoteTable, expr: &Expr) -> bool {
-    table.database.settings().filter_pushdown && safe(table, expr)
+    table.database.settings().filter_pushdown && safe(table, expr, true)
 }
 
 fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
@@ -42,6 +49,23 @@ fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
                 | DataType::Float64
                 | DataType::Boolean
                 | DataType::Utf8
+        )
+    {
+        return None;
+    }
+    // MySQL's BOOL is TINYINT(1), where 2 is true to Bund but not `= TRUE`; TIMESTAMP and
+    // TIME compare in the session's time zone and range: neither is filtered there.
+    if table.database.kind() == DatabaseKind::Mysql
+        && !matches!(
+            t,
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+                | DataType::Utf8
+                | DataType::Date32
         )
     {
         return None;
@@ -81,7 +105,7 @@ fn operand(table: &RemoteTable, e: &Expr) -> Option<Operand> {
         Expr::Column(c) => column_type(table, c).map(|t| Operand::Column(is_text(t))),
         Expr::Literal(v, _)
             if literal_ok(v)
-                && (table.database.kind() == DatabaseKind::Postgres
+                && (table.database.kind() != DatabaseKind::Sqlite
                     || !matches!(v, ScalarValue::Decimal128(..) | ScalarValue::Date32(_))) =>
         {
             Some(Operand::Literal)
@@ -95,10 +119,15 @@ enum Operand {
     Literal,
 }
 
-fn safe(table: &RemoteTable, expr: &Expr) -> bool {
+/// `positive`: the expression is not under a NOT, so where it holds the row is kept.
+fn safe(table: &RemoteTable, expr: &Expr, positive: bool) -> bool {
+    // where text equality may match more rows remotely, it may only select rows
+    let text_eq_only_positive = table.database.kind() == DatabaseKind::Mysql;
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And | Operator::Or => safe(table, left) && safe(table, right),
+            Operator::And | Operator::Or => {
+                safe(table, left, positive) && safe(table, right, positive)
+            }
             Operator::Eq
             | Operator::NotEq
             | Operator::Lt
@@ -110,16 +139,23 @@ fn safe(table: &RemoteTable, expr: &Expr) -> bool {
                 };
                 let text = matches!(l, Operand::Column(true)) || matches!(r, Operand::Column(true));
                 let has_column = matches!(l, Operand::Column(_)) || matches!(r, Operand::Column(_));
-                has_column && (!text || matches!(op, Operator::Eq | Operator::NotEq))
+                let text_ok = if text_eq_only_positive {
+                    positive && *op == Operator::Eq
+                } else {
+                    matches!(op, Operator::Eq | Operator::NotEq)
+                };
+                has_column && (!text || text_ok)
             }
             _ => false,
         },
-        Expr::Not(e) => safe(table, e),
+        Expr::Not(e) => safe(table, e, !positive),
         Expr::IsNull(e) | Expr::IsNotNull(e) => {
             matches!(e.as_ref(), Expr::Column(c) if column_type(table, c).is_some())
         }
         Expr::InList(l) => {
-            matches!(operand(table, &l.expr), Some(Operand::Column(_)))
+            let text = matches!(operand(table, &l.expr), Some(Operand::Column(true)));
+            (!text || !text_eq_only_positive || (positive && !l.negated))
+                && matches!(operand(table, &l.expr), Some(Operand::Column(_)))
                 && !l.list.is_empty()
                 && l.list
                     .iter()
@@ -138,6 +174,24 @@ fn safe(table: &RemoteTable, expr: &Expr) -> bool {
 pub(crate) fn check_declared(kind: DatabaseKind, t: &DataType) -> Result<()> {
     match kind {
         DatabaseKind::Postgres => pg_type(t).map(|_| ()),
+        DatabaseKind::Mysql => match t {
+            DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Boolean
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+            | DataType::Utf8
+            | DataType::Binary
+            | DataType::Date32
+            | DataType::Time64(TimeUnit::Microsecond)
+            | DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(()),
+            other => Err(DataFusionError::Plan(format!(
+                "Bund cannot read a MySQL column as {other}"
+            ))),
+        },
         DatabaseKind::Sqlite => match t {
             DataType::Int16
             | DataType::Int32
@@ -194,56 +248,100 @@ pub(crate) fn select_sql(
         None => (0..table.schema.fields().len()).collect(),
     };
     let mut select = Vec::with_capacity(indices.len());
+    let kind = table.database.kind();
     for i in indices {
         let field = table.schema.field(i);
-        let name = quote_ident(&table.columns[i].name);
-        match table.database.kind() {
+        let column = &table.columns[i];
+        let name = quote_ident(kind, &column.name);
+        let alias = quote_ident(kind, field.name());
+        match kind {
             DatabaseKind::Postgres => {
                 let ty = pg_type(field.data_type())?;
-                select.push(format!("{name}::{ty} AS {}", quote_ident(field.name())));
+                select.push(format!("{name}::{ty} AS {alias}"));
             }
-            // SQLite's values are converted while reading (see sqlite.rs)
-            DatabaseKind::Sqlite => {
-                select.push(format!("{name} AS {}", quote_ident(field.name())));
-            }
+            // MySQL's binary protocol and SQLite's values are converted while reading
+            // (mysql.rs, sqlite.rs); an unmapped MySQL type is turned into text there
+            DatabaseKind::Mysql => match column.text_fn {
+                Some("CAST_CHAR") => select.push(format!("CAST({name} AS CHAR) AS {alias}")),
+                Some(f) => select.push(format!("{f}({name}) AS {alias}")),
+                None => select.push(format!("{name} AS {alias}")),
+            },
+            DatabaseKind::Sqlite => select.push(format!("{name} AS {alias}")),
         }
     }
-    if select.is_empty() && table.database.kind() == DatabaseKind::Sqlite {
-        // rows without columns (count(*)): SQLite needs one expression; it is not read
+    if select.is_empty() && kind != DatabaseKind::Postgres {
+        // rows without columns (count(*)): one expression is needed; it is not read
         select.push("NULL".to_string());
     }
     let mut sql = format!(
         "SELECT {} FROM {}",
         select.join(", "),
-        table.source.sql_from_item()
+        table.source.sql_from_item(kind)
     );
-    let mut conditions = Vec::with_capacity(filters.len());
-    for f in filters {
-        let mut sql = String::new();
-        render(table, f, &mut sql)?;
-        conditions.push(format!("({sql})"));
-    }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
+    push_where(table, filters, &mut sql)?;
     if let Some(n) = limit {
         sql.push_str(&format!(" LIMIT {n}"));
     }
     Ok(sql)
 }
 
+/// Appends ` WHERE (f1) AND (f2) …` for filters that passed [`remote_safe`], if any.
+pub(crate) fn push_where(table: &RemoteTable, filters: &[Expr], sql: &mut String) -> Result<()> {
+    let mut conditions = Vec::with_capacity(filters.len());
+    push_conditions(table, filters, None, &mut conditions)?;
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    Ok(())
+}
+
+/// True when `expr` may be sent and the database keeps exactly the rows Bund keeps: MySQL
+/// compares text under collations that ignore case and trailing spaces, so there a filter
+/// that names a text column selects a superset only.
+pub(crate) fn remote_exact(table: &RemoteTable, expr: &Expr) -> bool {
+    remote_safe(table, expr)
+        && (table.database.kind() != DatabaseKind::Mysql
+            || expr.column_refs().iter().all(|c| {
+                table
+                    .schema
+                    .field_with_name(&c.name)
+                    .is_ok_and(|f| !is_text(f.data_type()))
+            }))
+}
+
+/// Each filter as `(sql)`, its columns prefixed with `alias.` when given (in a join).
+pub(crate) fn push_conditions(
+    table: &RemoteTable,
+    filters: &[Expr],
+    alias: Option<&str>,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    for f in filters {
+        let mut one = String::new();
+        render(table, f, alias, &mut one)?;
+        out.push(format!("({one})"));
+    }
+    Ok(())
+}
+
 /// Writes a filter that passed [`remote_safe`] as SQL. Bund renders it itself rather than
 /// through an unparser: every literal is written here, strings with their quotes doubled
-/// and nothing else interpreted (PostgreSQL runs with standard_conforming_strings on, SQLite
-/// has no backslash escapes), so no value can end its string early.
-fn render(table: &RemoteTable, e: &Expr, out: &mut String) -> Result<()> {
+/// and nothing else interpreted (PostgreSQL runs with standard_conforming_strings on, MySQL
+/// with NO_BACKSLASH_ESCAPES, SQLite has no backslash escapes), so no value can end its
+/// string early.
+fn render(table: &RemoteTable, e: &Expr, alias: Option<&str>, out: &mut String) -> Result<()> {
+    let render = |e: &Expr, out: &mut String| render(table, e, alias, out);
     match e {
         Expr::Column(c) => {
             let Ok(i) = table.schema.index_of(&c.name) else {
                 return plan_err!("internal: column {} is not in the remote table", c.name);
             };
-            out.push_str(&quote_ident(&table.columns[i].name));
+            if let Some(a) = alias {
+                out.push_str(a);
+                out.push('.');
+            }
+            out.push_str(&quote_ident(table.database.kind(), &table.columns[i].name));
         }
         Expr::Literal(v, _) => out.push_str(&literal(table.database.kind(), v)?),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
@@ -259,19 +357,19 @@ fn render(table: &RemoteTable, e: &Expr, out: &mut String) -> Result<()> {
                 other => return plan_err!("internal: operator {other} is not sent"),
             };
             out.push('(');
-            render(table, left, out)?;
+            render(left, out)?;
             out.push_str(&format!(" {op} "));
-            render(table, right, out)?;
+            render(right, out)?;
             out.push(')');
         }
         Expr::Not(inner) => {
             out.push_str("(NOT ");
-            render(table, inner, out)?;
+            render(inner, out)?;
             out.push(')');
         }
         Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
             out.push('(');
-            render(table, inner, out)?;
+            render(inner, out)?;
             out.push_str(if matches!(e, Expr::IsNull(_)) {
                 " IS NULL)"
             } else {
@@ -280,27 +378,27 @@ fn render(table: &RemoteTable, e: &Expr, out: &mut String) -> Result<()> {
         }
         Expr::InList(l) => {
             out.push('(');
-            render(table, &l.expr, out)?;
+            render(&l.expr, out)?;
             out.push_str(if l.negated { " NOT IN (" } else { " IN (" });
             for (i, item) in l.list.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                render(table, item, out)?;
+                render(item, out)?;
             }
             out.push_str("))");
         }
         Expr::Between(b) => {
             out.push('(');
-            render(table, &b.expr, out)?;
+            render(&b.expr, out)?;
             out.push_str(if b.negated {
                 " NOT BETWEEN "
             } else {
                 " BETWEEN "
             });
-            render(table, &b.low, out)?;
+            render(&b.low, out)?;
             out.push_str(" AND ");
-            render(table, &b.high, out)?;
+            render(&b.high, out)?;
             out.push(')');
         }
         other => return plan_err!("internal: {other} is not sent to a database"),
@@ -329,7 +427,7 @@ fn literal(kind: DatabaseKind, v: &ScalarValue) -> Result<String> {
         ScalarValue::UInt32(Some(i)) => i.to_string(),
         ScalarValue::Float64(Some(f)) if f.is_finite() => format!("{f:?}"),
         ScalarValue::Decimal128(Some(x), _, scale) => decimal(*x, *scale),
-        ScalarValue::Date32(Some(d)) if kind == DatabaseKind::Postgres => {
+        ScalarValue::Date32(Some(d)) if kind != DatabaseKind::Sqlite => {
             let (y, m, day) = bund_udfs::domain::civil_from_days(*d);
             if !(1..=9999).contains(&y) {
                 return plan_err!("internal: date out of range for a literal");

@@ -18,8 +18,9 @@ use datafusion::common::{DataFusionError, Result, internal_err};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::copy::{Builder, DecodeResult};
+use super::copy::{Builder, DecodeResult, parse_decimal};
 use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
+use bund_udfs::domain::{days_from_civil, is_real_date};
 
 /// A SQLite database file.
 pub(crate) struct SqliteDatabase {
@@ -111,7 +112,10 @@ impl SqliteDatabase {
                 not_null.insert(n.map_err(|e| self.sqlite_error(&e))?);
             }
         }
-        let sql = format!("SELECT * FROM {} LIMIT 0", source.sql_from_item());
+        let sql = format!(
+            "SELECT * FROM {} LIMIT 0",
+            source.sql_from_item(super::DatabaseKind::Sqlite)
+        );
         let stmt = conn.prepare(&sql).map_err(|e| self.sqlite_error(&e))?;
         let mut out = Vec::new();
         for c in stmt.columns() {
@@ -124,6 +128,7 @@ impl SqliteDatabase {
                 RemoteColumn {
                     name: c.name().to_string(),
                     as_text,
+                    text_fn: None,
                 },
             ));
         }
@@ -165,41 +170,16 @@ fn arrow_type(decl: &str) -> Option<DataType> {
     })
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DD` → days since the epoch.
+/// `YYYY-MM-DD` → days since the epoch; dates that do not exist are refused.
 fn parse_date(s: &str) -> Option<i32> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let y: i64 = s[0..4].parse().ok()?;
-    let m: i64 = s[5..7].parse().ok()?;
-    let d: i64 = s[8..10].parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    // reject 2023-02-30 and the like: the date must round-trip
-    (days_from_civil(y, m, 1) + d - 1 == days && d <= days_in_month(y, m)).then_some(days as i32)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    let y: i32 = s[0..4].parse().ok()?;
+    let m: u32 = s[5..7].parse().ok()?;
+    let d: u32 = s[8..10].parse().ok()?;
+    ((1..=12).contains(&m) && is_real_date(y, m, d)).then(|| days_from_civil(y, m, d))
 }
 
 /// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` → microseconds since the epoch.
@@ -224,29 +204,6 @@ fn parse_timestamp(s: &str) -> Option<i64> {
         frac.parse::<i64>().ok()? * 10_i64.pow(6 - frac.len() as u32)
     };
     Some(((days * 24 + h) * 60 + mi) * 60_000_000 + sec * 1_000_000 + micros)
-}
-
-/// A decimal text (`-12.5`, `3`) as an integer scaled by 10^scale, exactly.
-fn parse_decimal(s: &str, scale: i8) -> Option<i128> {
-    let s = s.trim();
-    let (neg, digits) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int.is_empty() && frac.is_empty()
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > scale as usize
-    {
-        return None;
-    }
-    let mut v: i128 = 0;
-    for b in int.bytes().chain(frac.bytes()) {
-        v = v.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
-    }
-    v = v.checked_mul(10_i128.checked_pow(scale as u32 - frac.len() as u32)?)?;
-    Some(if neg { -v } else { v })
 }
 
 impl Builder {
@@ -301,8 +258,12 @@ impl Builder {
             Self::Decimal128(b, scale) => {
                 let x = match v {
                     ValueRef::Integer(i) => i128::from(i).checked_mul(10_i128.pow(*scale as u32)),
-                    ValueRef::Real(f) => parse_decimal(&format!("{f}"), *scale),
-                    _ => as_text(&v).and_then(|s| parse_decimal(s, *scale)),
+                    ValueRef::Real(f) => {
+                        parse_decimal(&format!("{f}"), *scale).and_then(|x| x.to_i128())
+                    }
+                    _ => as_text(&v)
+                        .and_then(|s| parse_decimal(s, *scale))
+                        .and_then(|x| x.to_i128()),
                 };
                 match x {
                     Some(x) => b.append_value(x),
@@ -421,10 +382,6 @@ mod tests {
             parse_timestamp("2024-02-29 13:14:15.5"),
             Some(19_782 * 86_400_000_000 + ((13 * 60 + 14) * 60 + 15) * 1_000_000 + 500_000)
         );
-        assert_eq!(parse_decimal("-12.5", 2), Some(-1250));
-        assert_eq!(parse_decimal("3", 2), Some(300));
-        assert_eq!(parse_decimal("1.234", 2), None);
-        assert_eq!(parse_decimal("abc", 2), None);
     }
 
     #[test]

@@ -36,6 +36,10 @@ fn postgres(name: &str) -> Postgres {
         ));
     }
     sql.push_str(
+        "CREATE TABLE hrss.districts (district_code varchar(6) PRIMARY KEY, name text NOT NULL);
+         INSERT INTO hrss.districts VALUES ('310115', '浦东新区'), ('310101', '黄浦区');",
+    );
+    sql.push_str(
         "CREATE TABLE hrss.types (
             i2 int2, i4 int4, i8 int8, small numeric(12,2), big numeric(50,10),
             f4 float4, f8 float8, b bool, t text, v varchar(20), d date, tm time,
@@ -105,6 +109,12 @@ open_level = "not_open"
 source = {{ kind = "database", database = "hrss_pg", query = "SELECT district_code, amount FROM hrss.people WHERE amount > 50" }}
 
 [[bureau.table]]
+name = "districts"
+description = "District names, to join with."
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_pg", table = "hrss.districts" }}
+
+[[bureau.table]]
 name = "slow"
 description = "A query that runs past its database's statement timeout."
 open_level = "not_open"
@@ -114,19 +124,28 @@ columns = [{{ name = "district_code", type = "varchar" }}]
     );
     std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
     let security = std::fs::read_to_string(dir.join("security.toml")).unwrap();
-    let security = format!(
-        r#"{security}
+    let security = format!("{security}{}", people_policy("pgsrc", "pg_people"));
+    std::fs::write(dir.join("security.toml"), security).unwrap();
+    dir
+}
+
+/// Grants and the policy of a database bureau's `people` table: admin reads all of
+/// `schema`; a police officer reads `people` of their districts with ID numbers masked;
+/// others may not read `id_card`.
+pub(crate) fn people_policy(schema: &str, id: &str) -> String {
+    format!(
+        r#"
 [[grant]]
 roles = ["admin"]
-schemas = ["pgsrc"]
+schemas = ["{schema}"]
 
 [[grant]]
 roles = ["police_officer"]
-datasets = ["pgsrc.people"]
+datasets = ["{schema}.people"]
 
 [[policy]]
-id = "pg_people"
-dataset = "pgsrc.people"
+id = "{id}"
+dataset = "{schema}.people"
 sensitive = ["id_card"]
 
   [[policy.rule]]
@@ -141,9 +160,7 @@ sensitive = ["id_card"]
   default = true
   deny = ["id_card"]
 "#
-    );
-    std::fs::write(dir.join("security.toml"), security).unwrap();
-    dir
+    )
 }
 
 fn start(config: &Path, pg: &Postgres) -> Server {
@@ -151,7 +168,7 @@ fn start(config: &Path, pg: &Postgres) -> Server {
 }
 
 /// Rows as Arrow's display formats them (lists as `[1, , 3]`), NULL as `NULL`.
-async fn rows(c: &mut Raw, sql: &str) -> Vec<Vec<String>> {
+pub(crate) async fn rows(c: &mut Raw, sql: &str) -> Vec<Vec<String>> {
     let batches = c.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
@@ -170,12 +187,17 @@ async fn rows(c: &mut Raw, sql: &str) -> Vec<Vec<String>> {
 
 /// `bund check` on `dir` with the database's URL set: exits 1; returns what it printed.
 fn check_fails(dir: &Path, pg: &Postgres) -> String {
+    check_fails_with(dir, &[(URL_ENV, &pg.url())])
+}
+
+/// `bund check` on `dir` with these environment variables: exits 1; returns what it printed.
+pub(crate) fn check_fails_with(dir: &Path, env: &[(&str, &str)]) -> String {
     let out = Command::new(bund_bin())
         .args(["check", "--config"])
         .arg(dir)
         .arg("--data-dir")
         .arg(example_data())
-        .env(URL_ENV, pg.url())
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string();
@@ -185,11 +207,16 @@ fn check_fails(dir: &Path, pg: &Postgres) -> String {
 
 /// The SQL of the PostgreSQL scan in the plan of `sql`.
 async fn remote_sql(c: &mut Raw, sql: &str) -> Vec<String> {
+    scans_sql(c, sql, "PostgresScanExec: source=hrss_pg sql=").await
+}
+
+/// The SQL of each scan in the plan of `sql` whose line starts with `marker`.
+pub(crate) async fn scans_sql(c: &mut Raw, sql: &str, marker: &str) -> Vec<String> {
     let b = c.query(&format!("EXPLAIN {sql}")).await.unwrap();
     column_strings(&b, 1)
         .join("\n")
         .lines()
-        .filter_map(|l| l.split_once("PostgresScanExec: source=hrss_pg sql="))
+        .filter_map(|l| l.split_once(marker))
         .map(|(_, s)| s.trim().to_string())
         .collect()
 }
@@ -272,6 +299,40 @@ async fn postgres_tables_are_served_with_their_types_and_filters_run_in_the_data
         );
     }
 
+    // Aggregates run in PostgreSQL as one GROUP BY, the answer read back exactly.
+    let query = "SELECT district_code, count(*), sum(amount), min(amount) FROM pgsrc.people WHERE amount > 1 GROUP BY district_code ORDER BY district_code";
+    assert_eq!(
+        remote_sql(&mut admin, query).await,
+        vec![r#"SELECT ("district_code")::text AS "c0", (COUNT(*))::int8 AS "c1", (SUM("amount"))::numeric(22,2) AS "c2", (MIN("amount"))::numeric(12,2) AS "c3" FROM "hrss"."people" WHERE (("amount" > 1.00)) GROUP BY "district_code""#.to_string()]
+    );
+    assert_eq!(
+        rows(&mut admin, query).await,
+        vec![
+            vec!["310101", "1", "42.42", "42.42"],
+            vec!["310115", "2", "2600.50", "100.50"]
+        ]
+    );
+    // A join of two tables of the database runs there as one SELECT.
+    let join = "SELECT p.amount, d.name FROM pgsrc.people p JOIN pgsrc.districts d ON p.district_code = d.district_code WHERE p.amount > 50 ORDER BY p.amount";
+    assert_eq!(
+        remote_sql(&mut admin, join).await,
+        vec![r#"SELECT t0."amount"::numeric(12,2) AS "c1", t1."name"::text AS "c3" FROM "hrss"."people" AS t0 JOIN "hrss"."districts" AS t1 ON t0."district_code" = t1."district_code" WHERE ((t0."amount" > 50.00))"#.to_string()]
+    );
+    assert_eq!(
+        rows(&mut admin, join).await,
+        vec![vec!["100.50", "浦东新区"], vec!["2500.00", "浦东新区"]]
+    );
+
+    // Not sent: an average (rounding), a sum of a computed value.
+    assert_eq!(
+        remote_sql(
+            &mut admin,
+            "SELECT avg(amount), sum(amount * 2) FROM pgsrc.people"
+        )
+        .await,
+        vec![r#"SELECT "amount"::numeric(12,2) AS "amount" FROM "hrss"."people""#.to_string()]
+    );
+
     // A value that would end its string early if it were spliced into the SQL as written
     // (backslash-quote, then SQL of its own): sent with its quotes doubled, it matches
     // nothing and runs nothing.
@@ -327,6 +388,49 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
                 .to_string()
         ]
     );
+    // Counting rows the row filter keeps runs in PostgreSQL, the row filter with it; an
+    // aggregate that reads the masked column does not (it groups masked values, in Bund).
+    assert_eq!(
+        remote_sql(&mut police, "SELECT count(*), max(amount) FROM pgsrc.people").await,
+        vec![r#"SELECT (COUNT(*))::int8 AS "c0", (MAX("amount"))::numeric(12,2) AS "c1" FROM "hrss"."people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+    );
+    assert_eq!(
+        rows(
+            &mut police,
+            "SELECT count(*), max(amount) FROM pgsrc.people"
+        )
+        .await,
+        vec![vec!["2", "2500.00"]]
+    );
+    let masked = "SELECT id_card, count(*) FROM pgsrc.people GROUP BY id_card ORDER BY id_card";
+    assert_eq!(
+        remote_sql(&mut police, masked).await,
+        vec![r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code" FROM "hrss"."people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+    );
+    assert_eq!(
+        rows(&mut police, masked).await,
+        vec![
+            vec!["310115********1234", "1"],
+            vec!["310115********3456", "1"]
+        ]
+    );
+
+    // A join whose output carries a masked column stays in Bund: each side is read under
+    // its policy, and the masked values are joined.
+    let join = "SELECT a.id_card FROM pgsrc.people a JOIN pgsrc.people b ON a.district_code = b.district_code ORDER BY a.id_card";
+    let sent = remote_sql(&mut police, join).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|s| !s.contains("JOIN")), "{sent:?}");
+    assert_eq!(
+        rows(&mut police, join).await,
+        vec![
+            vec!["310115********1234"],
+            vec!["310115********1234"],
+            vec!["310115********3456"],
+            vec!["310115********3456"]
+        ]
+    );
+
     let got = rows(&mut police, query).await;
     // LIKE runs on the masked value (above the barrier): '310115********1234' starts so.
     assert_eq!(
@@ -484,6 +588,17 @@ async fn the_example_serves_its_licence_library_from_sqlite() {
     );
     let b = admin.query(&query).await.unwrap();
     assert!(!b.is_empty() && b[0].num_rows() > 0);
+    // A count by type runs in SQLite (text groups by bytes there, as in Bund).
+    let by_type = "SELECT licence_type, count(*) FROM licence.licences GROUP BY licence_type";
+    let explained = admin.query(&format!("EXPLAIN {by_type}")).await.unwrap();
+    let plan = column_strings(&explained, 1).join("\n");
+    assert!(
+        plan.contains(r#"SqliteScanExec: source=licence_db sql=SELECT "licence_type" AS "c0", COUNT(*) AS "c1" FROM "licences" GROUP BY "licence_type""#),
+        "{plan}"
+    );
+    let counts = rows(&mut admin, by_type).await;
+    let total: u64 = counts.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, crate::harness::RESIDENTS / 10);
     assert_eq!(
         b[0].schema().field(1).data_type(),
         &datafusion::arrow::datatypes::DataType::Date32

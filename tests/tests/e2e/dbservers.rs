@@ -189,3 +189,200 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// A MariaDB server with a user `bund` (password [`PASSWORD`], all privileges) and database
+/// `bund`, its slow-query log recording every statement with the rows it sent. Binaries
+/// from Debian's `mariadb-server` (installed by `scripts/test-deps.sh`): `BUND_TEST_MARIADBD`
+/// or `mariadbd` in PATH or /usr/sbin, and `mariadb-install-db` and `mariadb` beside it or
+/// in PATH. As root, the server runs as the `mysql` user.
+pub(crate) struct Mariadb {
+    mariadbd: PathBuf,
+    dir: PathBuf,
+    pub(crate) port: u16,
+    as_mysql: bool,
+    child: Option<std::process::Child>,
+}
+
+fn find_program(env: &str, name: &str, dirs: &[&str]) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(dirs.iter().copied())
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{}", install_hint(&format!("MariaDB ({name})"))))
+}
+
+impl Mariadb {
+    pub(crate) fn start(name: &str) -> Self {
+        let mariadbd = find_program("BUND_TEST_MARIADBD", "mariadbd", &["/usr/sbin"]);
+        let install = find_program(
+            "BUND_TEST_MARIADB_INSTALL_DB",
+            "mariadb-install-db",
+            &["/usr/bin"],
+        );
+        let dir = scratch_dir(&format!("mariadb-{name}"));
+        let as_mysql = is_root();
+        std::fs::create_dir_all(dir.join("data")).expect("create data dir");
+        if as_mysql {
+            run(
+                Command::new("chown").args(["-R", "mysql"]).arg(&dir),
+                "chown",
+            );
+        }
+        let mut install = Command::new(install);
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg("--skip-name-resolve");
+        if as_mysql {
+            install.arg("--user=mysql");
+        }
+        run(&mut install, "mariadb-install-db");
+        let mut db = Self {
+            mariadbd,
+            dir,
+            port: free_port(),
+            as_mysql,
+            child: None,
+        };
+        db.start_again();
+        db.root_sql(&format!(
+            "CREATE USER 'bund'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
+             GRANT ALL ON *.* TO 'bund'@'127.0.0.1'; CREATE DATABASE bund;"
+        ));
+        db
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("mariadb.sock")
+    }
+
+    /// Starts the server (again, after [`Mariadb::stop`]) and waits until it accepts.
+    pub(crate) fn start_again(&mut self) {
+        let mut cmd = Command::new(&self.mariadbd);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("mariadb.pid").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
+            .args([
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
+            ])
+            // every statement with its Rows_sent, for the tests' evidence
+            .args(["--slow-query-log=1", "--long-query-time=0"])
+            .arg(format!(
+                "--slow-query-log-file={}",
+                self.dir.join("slow.log").display()
+            ))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("error.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.as_mysql {
+            cmd.arg("--user=mysql");
+        }
+        self.child = Some(cmd.spawn().expect("start mariadbd"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.try_root_sql("SELECT 1").is_ok()
+            {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("mariadbd exited with {status}:\n{}", self.error_log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mariadbd did not accept connections within 60 s:\n{}",
+                self.error_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server (its connections are closed) and waits for it to exit.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = self.try_root_sql("SHUTDOWN");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// `mysql://bund:…@127.0.0.1:PORT/bund`
+    pub(crate) fn url(&self) -> String {
+        format!("mysql://bund:{PASSWORD}@127.0.0.1:{}/bund", self.port)
+    }
+
+    fn client(&self) -> PathBuf {
+        self.mariadbd
+            .parent()
+            .and_then(|d| d.parent())
+            .map(|usr| usr.join("bin").join("mariadb"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| find_program("BUND_TEST_MARIADB", "mariadb", &["/usr/bin"]))
+    }
+
+    fn try_root_sql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.client())
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-u", "root", "-N", "-B", "-e", sql])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    /// Runs SQL as root (in database `bund` once it exists); returns the tab-separated rows.
+    pub(crate) fn root_sql(&self, sql: &str) -> String {
+        self.try_root_sql(sql)
+            .unwrap_or_else(|e| panic!("mariadb: {sql}: {e}"))
+    }
+
+    /// Runs SQL in database `bund`.
+    pub(crate) fn sql(&self, sql: &str) -> String {
+        self.root_sql(&format!("USE bund; {sql}"))
+    }
+
+    /// The slow-query log: every statement with `Rows_sent` and `Rows_examined`.
+    pub(crate) fn statement_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("slow.log")).unwrap_or_default()
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod databases;
 mod dbservers;
 mod flight;
 mod harness;
+mod mariadb;
 mod s3;
 mod security;
 mod udfs;
