@@ -1,14 +1,15 @@
 //! Work that runs in the bureau's database: an `Aggregate` directly above one scan of a
-//! database table becomes one `SELECT … GROUP BY …` there, and an inner equi-join of two
-//! scans of the same database one `SELECT … JOIN …`, when doing so cannot change the answer
-//! or show more than the policy lets through.
+//! database table becomes one `SELECT … GROUP BY …` there, an inner equi-join of two scans
+//! of the same database one `SELECT … JOIN …`, and a top-n (`ORDER BY … LIMIT n`) one
+//! `SELECT … ORDER BY … LIMIT n`, when doing so cannot change the answer or show more than
+//! the policy lets through.
 //!
 //! The security barrier stays the boundary. The rule looks through it only when
 //!
-//! - every column the aggregate or join reads, and every column the join outputs, reaches
-//!   the barrier as the raw column (a masked, denied or computed column does not: such work
-//!   stays in Bund, over masked values), and
-//! - every filter between the aggregate and the scan — the policy's row filter and the
+//! - every column the aggregate, join or top-n reads, and every column the join or top-n
+//!   outputs, reaches the barrier as the raw column (a masked, denied or computed column
+//!   does not: such work stays in Bund, over masked values), and
+//! - every filter between the work and the scan — the policy's row filter and the
 //!   user's predicates that moved below the barrier — is one the database evaluates
 //!   exactly (see `RemoteTable::filter_is_exact`) and is already in the scan's SQL.
 //!
@@ -30,7 +31,7 @@ use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan,
+    Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Sort, TableScan,
 };
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
@@ -61,6 +62,7 @@ impl OptimizerRule for PushToSource {
         let pushed = match &plan {
             LogicalPlan::Aggregate(agg) => remote_aggregate(agg)?,
             LogicalPlan::Join(join) => remote_join(join)?,
+            LogicalPlan::Sort(sort) => remote_top(sort)?,
             _ => None,
         };
         match pushed {
@@ -179,6 +181,45 @@ fn replacement(
         })
         .collect::<Vec<_>>();
     scan.project(exprs)?.build()
+}
+
+/// `ORDER BY … LIMIT n` over one database scan: the database sends its first `n` rows in
+/// that order; Bund's top-n stays above (over at most `n` rows).
+fn remote_top(sort: &Sort) -> Result<Option<LogicalPlan>> {
+    let Some(n) = sort.fetch else {
+        return Ok(None);
+    };
+    let Some(base) = base(&sort.input) else {
+        return Ok(None);
+    };
+    let mut order = Vec::with_capacity(sort.expr.len());
+    for e in &sort.expr {
+        let Expr::Column(c) = &e.expr else {
+            return Ok(None);
+        };
+        let Some(name) = trace(&sort.input, c) else {
+            return Ok(None);
+        };
+        order.push((name, e.asc, e.nulls_first));
+    }
+    let schema = sort.input.schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (q, f) in schema.iter() {
+        let Some(name) = trace(&sort.input, &Column::new(q.cloned(), f.name())) else {
+            return Ok(None);
+        };
+        columns.push((name, f.as_ref().clone()));
+    }
+    let Some(query) = base.table().top(&base.scan.filters, &columns, &order, n)? else {
+        return Ok(None);
+    };
+    let name = format!("{}_top", base.scan.table_name.table());
+    let input = replacement(&name, query, schema)?;
+    Ok(Some(LogicalPlan::Sort(Sort {
+        expr: sort.expr.clone(),
+        input: Arc::new(input),
+        fetch: sort.fetch,
+    })))
 }
 
 fn remote_join(join: &Join) -> Result<Option<LogicalPlan>> {

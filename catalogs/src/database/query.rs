@@ -48,8 +48,10 @@ pub struct RemoteQuery {
     database: Arc<Database>,
     /// `expr AS "c<i>"`, one per column of the schema
     items: Vec<String>,
-    /// ` FROM … [WHERE …] [GROUP BY …]`
+    /// ` FROM … [WHERE …] [GROUP BY …] [ORDER BY …]`
     rest: String,
+    /// The query's own limit (a top-n); a scan's limit can only lower it.
+    limit: Option<usize>,
     schema: SchemaRef,
 }
 
@@ -68,6 +70,10 @@ impl RemoteQuery {
             items.push("NULL"); // rows without columns: one expression, not read
         }
         let mut sql = format!("SELECT {}{}", items.join(", "), self.rest);
+        let limit = match (self.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(n) = limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
@@ -170,6 +176,75 @@ impl RemoteTable {
             database: Arc::clone(&self.database),
             items,
             rest,
+            limit: None,
+            schema: Arc::new(Schema::new(fields)),
+        }))
+    }
+
+    /// `SELECT columns FROM table WHERE filters ORDER BY keys LIMIT n`: the first `n` rows
+    /// in an order the database sorts exactly as Bund (keys of types it orders alike, NULLs
+    /// placed as asked). `columns` are (column, the plan's field); `order` is (column,
+    /// ascending, NULLs first). Ties may be broken differently, as Bund's own top-n may.
+    pub fn top(
+        &self,
+        filters: &[Expr],
+        columns: &[(String, Field)],
+        order: &[(String, bool, bool)],
+        n: usize,
+    ) -> Result<Option<RemoteQuery>> {
+        let kind = self.database.kind();
+        if !self.database.settings().filter_pushdown
+            || order.is_empty()
+            || !filters.iter().all(|f| self.filter_is_exact(f))
+        {
+            return Ok(None);
+        }
+        let mut keys = Vec::with_capacity(order.len());
+        for (name, asc, nulls_first) in order {
+            let Some((c, t)) = self.exact_column(name) else {
+                return Ok(None);
+            };
+            if !orders_exactly(kind, t) {
+                return Ok(None);
+            }
+            let dir = if *asc { "ASC" } else { "DESC" };
+            keys.push(match kind {
+                // MySQL has no NULLS FIRST/LAST: order by the NULL test first
+                DatabaseKind::Mysql => format!(
+                    "({c} IS NULL) {}, {c} {dir}",
+                    if *nulls_first { "DESC" } else { "ASC" }
+                ),
+                _ => format!(
+                    "{c} {dir} NULLS {}",
+                    if *nulls_first { "FIRST" } else { "LAST" }
+                ),
+            });
+        }
+        let mut items = Vec::with_capacity(columns.len());
+        let mut fields = Vec::with_capacity(columns.len());
+        for (i, (name, field)) in columns.iter().enumerate() {
+            let Some((c, t)) = self.exact_column(name) else {
+                return Ok(None);
+            };
+            if t != field.data_type() || pushdown::check_declared(kind, t).is_err() {
+                return Ok(None);
+            }
+            let alias = quote_ident(kind, &format!("c{i}"));
+            items.push(match kind {
+                DatabaseKind::Postgres => format!("{c}::{} AS {alias}", pg_type(t)?),
+                _ => format!("{c} AS {alias}"),
+            });
+            fields.push(Field::new(format!("c{i}"), t.clone(), field.is_nullable()));
+        }
+        let mut rest = format!(" FROM {}", self.source.sql_from_item(kind));
+        pushdown::push_where(self, filters, &mut rest)?;
+        rest.push_str(" ORDER BY ");
+        rest.push_str(&keys.join(", "));
+        Ok(Some(RemoteQuery {
+            database: Arc::clone(&self.database),
+            items,
+            rest,
+            limit: Some(n),
             schema: Arc::new(Schema::new(fields)),
         }))
     }
@@ -268,6 +343,7 @@ pub fn inner_join(
         database: Arc::clone(&l.database),
         items,
         rest,
+        limit: None,
         schema: Arc::new(Schema::new(fields)),
     }))
 }

@@ -323,6 +323,18 @@ async fn postgres_tables_are_served_with_their_types_and_filters_run_in_the_data
         vec![vec!["100.50", "浦东新区"], vec!["2500.00", "浦东新区"]]
     );
 
+    // A top-n: the database sends its first rows in the order asked, NULLs placed as Bund
+    // places them.
+    let top = "SELECT district_code, amount FROM pgsrc.people ORDER BY amount DESC LIMIT 2";
+    assert_eq!(
+        remote_sql(&mut admin, top).await,
+        vec![r#"SELECT "district_code"::text AS "c0", "amount"::numeric(12,2) AS "c1" FROM "hrss"."people" ORDER BY "amount" DESC NULLS FIRST LIMIT 2"#.to_string()]
+    );
+    assert_eq!(
+        rows(&mut admin, top).await,
+        vec![vec!["310115", "2500.00"], vec!["310115", "100.50"]]
+    );
+
     // Not sent: an average (rounding), a sum of a computed value.
     assert_eq!(
         remote_sql(
@@ -429,6 +441,25 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
             vec!["310115********3456"],
             vec!["310115********3456"]
         ]
+    );
+
+    // A top-n that outputs a masked column stays in Bund too (the database would send raw
+    // ID numbers); one over unmasked columns runs there with the row filter.
+    let top = "SELECT id_card FROM pgsrc.people ORDER BY amount DESC LIMIT 1";
+    assert!(
+        remote_sql(&mut police, top)
+            .await
+            .iter()
+            .all(|s| !s.contains("ORDER BY")),
+        "{top}"
+    );
+    assert_eq!(
+        rows(&mut police, top).await,
+        vec![vec!["310115********3456"]]
+    );
+    assert_eq!(
+        remote_sql(&mut police, "SELECT amount FROM pgsrc.people ORDER BY amount LIMIT 1").await,
+        vec![r#"SELECT "amount"::numeric(12,2) AS "c0" FROM "hrss"."people" WHERE (("district_code" IN ('310115'))) ORDER BY "amount" ASC NULLS LAST LIMIT 1"#.to_string()]
     );
 
     let got = rows(&mut police, query).await;
@@ -596,6 +627,14 @@ async fn the_example_serves_its_licence_library_from_sqlite() {
         plan.contains(r#"SqliteScanExec: source=licence_db sql=SELECT "licence_type" AS "c0", COUNT(*) AS "c1" FROM "licences" GROUP BY "licence_type""#),
         "{plan}"
     );
+    let first = "SELECT licence_id FROM licence.licences ORDER BY licence_id LIMIT 3";
+    let explained = admin.query(&format!("EXPLAIN {first}")).await.unwrap();
+    let plan = column_strings(&explained, 1).join("\n");
+    assert!(
+        plan.contains(r#"SqliteScanExec: source=licence_db sql=SELECT "licence_id" AS "c0" FROM "licences" ORDER BY "licence_id" ASC NULLS LAST LIMIT 3"#),
+        "{plan}"
+    );
+    assert_eq!(rows(&mut admin, first).await.len(), 3);
     let counts = rows(&mut admin, by_type).await;
     let total: u64 = counts.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
     assert_eq!(total, crate::harness::RESIDENTS / 10);

@@ -253,6 +253,12 @@ async fn mariadb_tables_are_served_with_their_types_and_filters_run_in_the_datab
         rows(&mut admin, join).await,
         vec![vec!["1", "2147483647"], vec!["2", "NULL"]]
     );
+    let top = "SELECT k, i FROM mysrc.types ORDER BY i LIMIT 1";
+    assert_eq!(
+        remote_sql(&mut admin, top).await,
+        vec!["SELECT `k` AS `c0`, `i` AS `c1` FROM `bund`.`types` ORDER BY (`i` IS NULL) ASC, `i` ASC LIMIT 1".to_string()]
+    );
+    assert_eq!(rows(&mut admin, top).await, vec![vec!["1", "2147483647"]]);
     let text_join =
         "SELECT a.status FROM mysrc.people a JOIN mysrc.people b ON a.status = b.status";
     assert_eq!(remote_sql(&mut admin, text_join).await.len(), 2);
