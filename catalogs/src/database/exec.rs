@@ -15,7 +15,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
-use super::{Database, mysql, postgres, sqlite};
+use super::{Database, flightsql, mysql, postgres, sqlite};
 
 /// Reads one SQL statement from a database; EXPLAIN shows the statement.
 #[derive(Debug)]
@@ -53,6 +53,7 @@ impl RemoteScanExec {
         match self.database.as_ref() {
             Database::Postgres(_) => "PostgresScanExec",
             Database::Mysql(_) => "MysqlScanExec",
+            Database::FlightSql(_) => "FlightSqlScanExec",
             Database::Sqlite(_) => "SqliteScanExec",
         }
     }
@@ -124,6 +125,9 @@ impl ExecutionPlan for RemoteScanExec {
             }
             Database::Mysql(_) => {
                 builder.spawn(mysql::read(database, sql, schema, batch_size, tx));
+            }
+            Database::FlightSql(_) => {
+                builder.spawn(flightsql::read(database, sql, schema, tx));
             }
             Database::Sqlite(_) => {
                 builder.spawn_blocking(move || sqlite::read(database, sql, schema, batch_size, tx));

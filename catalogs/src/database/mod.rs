@@ -13,6 +13,7 @@
 
 mod copy;
 mod exec;
+pub(crate) mod flightsql;
 pub(crate) mod mysql;
 pub(crate) mod postgres;
 pub(crate) mod pushdown;
@@ -108,6 +109,8 @@ pub enum DatabaseKind {
     /// MySQL or MariaDB.
     Mysql,
     Sqlite,
+    /// Another Flight SQL service.
+    FlightSql,
 }
 
 impl DatabaseKind {
@@ -116,6 +119,7 @@ impl DatabaseKind {
             Self::Postgres => "postgres",
             Self::Mysql => "mysql",
             Self::Sqlite => "sqlite",
+            Self::FlightSql => "flightsql",
         }
     }
 }
@@ -155,28 +159,32 @@ impl DatabaseSettings {
             "postgres" | "postgresql" => DatabaseKind::Postgres,
             "mysql" | "mariadb" => DatabaseKind::Mysql,
             "sqlite" => DatabaseKind::Sqlite,
+            "flightsql" => DatabaseKind::FlightSql,
             other => {
                 return Err((
                     "kind",
                     format!(
-                        "unknown database kind `{other}`; use postgres, mysql (also for MariaDB) or sqlite"
+                        "unknown database kind `{other}`; use postgres, mysql (also for MariaDB), sqlite or flightsql"
                     ),
                 ));
             }
         };
         let url = match (kind, &raw.url_env, &raw.path) {
-            (DatabaseKind::Postgres | DatabaseKind::Mysql, Some(var), None) => std::env::var(var)
-                .map_err(|_| {
+            (
+                DatabaseKind::Postgres | DatabaseKind::Mysql | DatabaseKind::FlightSql,
+                Some(var),
+                None,
+            ) => std::env::var(var).map_err(|_| {
                 (
                     "url_env",
                     format!("environment variable `{var}` is not set"),
                 )
             })?,
-            (DatabaseKind::Postgres | DatabaseKind::Mysql, _, _) => {
-                let scheme = if kind == DatabaseKind::Postgres {
-                    "postgres"
-                } else {
-                    "mysql"
+            (DatabaseKind::Postgres | DatabaseKind::Mysql | DatabaseKind::FlightSql, _, _) => {
+                let scheme = match kind {
+                    DatabaseKind::Postgres => "postgres",
+                    DatabaseKind::Mysql => "mysql",
+                    _ => "grpc",
                 };
                 return Err((
                     "url_env",
@@ -270,6 +278,7 @@ pub(crate) enum Database {
     Postgres(Box<postgres::PgDatabase>),
     Mysql(Arc<mysql::MysqlDatabase>),
     Sqlite(Arc<sqlite::SqliteDatabase>),
+    FlightSql(Arc<flightsql::FlightSqlDatabase>),
 }
 
 impl Database {
@@ -282,6 +291,9 @@ impl Database {
             DatabaseKind::Mysql => Ok(Arc::new(Self::Mysql(Arc::new(mysql::MysqlDatabase::new(
                 settings,
             )?)))),
+            DatabaseKind::FlightSql => Ok(Arc::new(Self::FlightSql(Arc::new(
+                flightsql::FlightSqlDatabase::new(settings)?,
+            )))),
             DatabaseKind::Sqlite => {
                 let path = std::path::PathBuf::from(&settings.url);
                 Ok(Arc::new(Self::Sqlite(Arc::new(sqlite::SqliteDatabase {
@@ -296,6 +308,7 @@ impl Database {
         match self {
             Self::Postgres(p) => &p.settings,
             Self::Mysql(m) => &m.settings,
+            Self::FlightSql(f) => &f.settings,
             Self::Sqlite(s) => &s.settings,
         }
     }
@@ -311,6 +324,7 @@ impl Database {
         match self {
             Self::Postgres(p) => p.describe(source).await,
             Self::Mysql(m) => m.describe(source).await,
+            Self::FlightSql(f) => f.describe(source).await,
             Self::Sqlite(s) => s.describe(source).await,
         }
     }

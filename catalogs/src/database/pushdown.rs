@@ -70,6 +70,22 @@ fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
     {
         return None;
     }
+    // A Flight SQL service parses `1.50` as it likes (a float, in DataFusion): decimals
+    // are not compared there, nor times and timestamps (time zones).
+    if table.database.kind() == DatabaseKind::FlightSql
+        && !matches!(
+            t,
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Boolean
+                | DataType::Utf8
+                | DataType::Date32
+        )
+    {
+        return None;
+    }
     Some(t)
 }
 
@@ -122,7 +138,11 @@ enum Operand {
 /// `positive`: the expression is not under a NOT, so where it holds the row is kept.
 fn safe(table: &RemoteTable, expr: &Expr, positive: bool) -> bool {
     // where text equality may match more rows remotely, it may only select rows
-    let text_eq_only_positive = table.database.kind() == DatabaseKind::Mysql;
+    // (a Flight SQL service's collations are unknown)
+    let text_eq_only_positive = matches!(
+        table.database.kind(),
+        DatabaseKind::Mysql | DatabaseKind::FlightSql
+    );
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
             Operator::And | Operator::Or => {
@@ -192,6 +212,8 @@ pub(crate) fn check_declared(kind: DatabaseKind, t: &DataType) -> Result<()> {
                 "Bund cannot read a MySQL column as {other}"
             ))),
         },
+        // batches arrive as Arrow and are cast to the declared type
+        DatabaseKind::FlightSql => Ok(()),
         DatabaseKind::Sqlite => match t {
             DataType::Int16
             | DataType::Int32
@@ -266,7 +288,9 @@ pub(crate) fn select_sql(
                 Some(f) => select.push(format!("{f}({name}) AS {alias}")),
                 None => select.push(format!("{name} AS {alias}")),
             },
-            DatabaseKind::Sqlite => select.push(format!("{name} AS {alias}")),
+            DatabaseKind::Sqlite | DatabaseKind::FlightSql => {
+                select.push(format!("{name} AS {alias}"));
+            }
         }
     }
     if select.is_empty() && kind != DatabaseKind::Postgres {
@@ -301,13 +325,15 @@ pub(crate) fn push_where(table: &RemoteTable, filters: &[Expr], sql: &mut String
 /// that names a text column selects a superset only.
 pub(crate) fn remote_exact(table: &RemoteTable, expr: &Expr) -> bool {
     remote_safe(table, expr)
-        && (table.database.kind() != DatabaseKind::Mysql
-            || expr.column_refs().iter().all(|c| {
-                table
-                    .schema
-                    .field_with_name(&c.name)
-                    .is_ok_and(|f| !is_text(f.data_type()))
-            }))
+        && (!matches!(
+            table.database.kind(),
+            DatabaseKind::Mysql | DatabaseKind::FlightSql
+        ) || expr.column_refs().iter().all(|c| {
+            table
+                .schema
+                .field_with_name(&c.name)
+                .is_ok_and(|f| !is_text(f.data_type()))
+        }))
 }
 
 /// Each filter as `(sql)`, its columns prefixed with `alias.` when given (in a join).

@@ -99,7 +99,9 @@ impl RemoteTable {
         output: &[Field],
     ) -> Result<Option<RemoteQuery>> {
         let kind = self.database.kind();
+        // (a Flight SQL service's aggregates are not known to match Bund's yet)
         if !self.database.settings().filter_pushdown
+            || kind == DatabaseKind::FlightSql
             || output.len() != group_by.len() + aggregates.len()
             || !filters.iter().all(|f| self.filter_is_exact(f))
         {
@@ -194,6 +196,7 @@ impl RemoteTable {
     ) -> Result<Option<RemoteQuery>> {
         let kind = self.database.kind();
         if !self.database.settings().filter_pushdown
+            || kind == DatabaseKind::FlightSql
             || order.is_empty()
             || !filters.iter().all(|f| self.filter_is_exact(f))
         {
@@ -286,7 +289,11 @@ pub fn inner_join(
 ) -> Result<Option<RemoteQuery>> {
     let (l, r) = (left.table, right.table);
     let kind = l.database.kind();
-    if !l.same_database(r) || on.is_empty() || !l.database.settings().filter_pushdown {
+    if !l.same_database(r)
+        || on.is_empty()
+        || !l.database.settings().filter_pushdown
+        || kind == DatabaseKind::FlightSql
+    {
         return Ok(None);
     }
     let sides = [left, right];

@@ -9,6 +9,7 @@ mod clients;
 mod databases;
 mod dbservers;
 mod flight;
+mod flightsql;
 mod harness;
 mod mariadb;
 mod s3;
