@@ -99,9 +99,7 @@ impl RemoteTable {
         output: &[Field],
     ) -> Result<Option<RemoteQuery>> {
         let kind = self.database.kind();
-        // (a Flight SQL service's aggregates are not known to match Bund's yet)
         if !self.database.settings().filter_pushdown
-            || kind == DatabaseKind::FlightSql
             || output.len() != group_by.len() + aggregates.len()
             || !filters.iter().all(|f| self.filter_is_exact(f))
         {
@@ -196,7 +194,6 @@ impl RemoteTable {
     ) -> Result<Option<RemoteQuery>> {
         let kind = self.database.kind();
         if !self.database.settings().filter_pushdown
-            || kind == DatabaseKind::FlightSql
             || order.is_empty()
             || !filters.iter().all(|f| self.filter_is_exact(f))
         {
@@ -289,11 +286,7 @@ pub fn inner_join(
 ) -> Result<Option<RemoteQuery>> {
     let (l, r) = (left.table, right.table);
     let kind = l.database.kind();
-    if !l.same_database(r)
-        || on.is_empty()
-        || !l.database.settings().filter_pushdown
-        || kind == DatabaseKind::FlightSql
-    {
+    if !l.same_database(r) || on.is_empty() || !l.database.settings().filter_pushdown {
         return Ok(None);
     }
     let sides = [left, right];
@@ -363,12 +356,17 @@ fn is_integer(t: &DataType) -> bool {
 fn groups_exactly(kind: DatabaseKind, t: &DataType) -> bool {
     match t {
         DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
-        DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Date32 => {
-            kind != DatabaseKind::Sqlite
+        DataType::Date32 => kind != DatabaseKind::Sqlite,
+        // a Flight SQL service may read `1.50` as a float
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
         }
         // PostgreSQL's deterministic collations and SQLite's BINARY compare bytes for
-        // equality; MySQL's usual collations ignore case. MySQL's BOOL is an integer.
-        DataType::Utf8 | DataType::Boolean => kind != DatabaseKind::Mysql,
+        // equality; MySQL's usual collations ignore case, a Flight SQL service's are
+        // unknown. MySQL's BOOL is an integer.
+        DataType::Utf8 | DataType::Boolean => {
+            !matches!(kind, DatabaseKind::Mysql | DatabaseKind::FlightSql)
+        }
         _ => false,
     }
 }
@@ -377,8 +375,9 @@ fn groups_exactly(kind: DatabaseKind, t: &DataType) -> bool {
 fn orders_exactly(kind: DatabaseKind, t: &DataType) -> bool {
     match t {
         DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
-        DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Date32 => {
-            kind != DatabaseKind::Sqlite
+        DataType::Date32 => kind != DatabaseKind::Sqlite,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
         }
         // SQLite's BINARY collation orders bytes, as Bund does; collations do not
         DataType::Utf8 => kind == DatabaseKind::Sqlite,
@@ -390,7 +389,9 @@ fn orders_exactly(kind: DatabaseKind, t: &DataType) -> bool {
 fn sums_exactly(kind: DatabaseKind, t: &DataType) -> bool {
     match t {
         DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
-        DataType::Decimal128(..) | DataType::Decimal256(..) => kind != DatabaseKind::Sqlite,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
+        }
         _ => false,
     }
 }

@@ -88,6 +88,37 @@ async fn a_flight_sql_service_is_a_bureau_database() {
     }
     assert_eq!(rows(&mut auditor, &lookup).await[0], vec!["admin"]);
 
+    // An aggregate over integer and date columns runs on the platform; grouping by text
+    // (collation unknown) does not.
+    let agg = "SELECT count(*), min(birth_date), max(birth_date) FROM district.people WHERE district_code = '310101'";
+    assert_eq!(
+        remote_sql(
+            &mut admin,
+            "SELECT count(*), min(birth_date) FROM district.people"
+        )
+        .await,
+        vec![
+            r#"SELECT COUNT(*) AS "c0", MIN("birth_date") AS "c1" FROM "police"."residents""#
+                .to_string()
+        ]
+    );
+    assert_eq!(
+        rows(&mut admin, agg).await,
+        rows(
+            &mut there,
+            &agg.replace("district.people", "police.residents")
+        )
+        .await
+    );
+    let grouped = "SELECT district_code, count(*) FROM district.people GROUP BY district_code";
+    assert!(
+        remote_sql(&mut admin, grouped)
+            .await
+            .iter()
+            .all(|s| !s.contains("GROUP BY")),
+        "{grouped}"
+    );
+
     // A query source.
     let total: u64 = rows(&mut admin, "SELECT n FROM district.by_district")
         .await
