@@ -15,6 +15,7 @@ mod copy;
 mod exec;
 pub(crate) mod flightsql;
 pub(crate) mod mysql;
+mod pool;
 pub(crate) mod postgres;
 pub(crate) mod pushdown;
 pub(crate) mod query;

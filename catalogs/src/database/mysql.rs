@@ -8,7 +8,7 @@
 //! second connection (`KILL QUERY`), so the server stops reading and sending rows.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -17,9 +17,9 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::copy::{Builder, DecodeResult, parse_decimal};
+use super::pool::{Pool, Pooled};
 use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
 
 /// The character set number MySQL gives binary strings (BINARY, VARBINARY, BLOB).
@@ -29,8 +29,7 @@ const BINARY_CHARSET: u16 = 63;
 pub(crate) struct MysqlDatabase {
     pub(crate) settings: DatabaseSettings,
     opts: Opts,
-    idle: Mutex<Vec<Conn>>,
-    slots: Arc<Semaphore>,
+    pool: Pool<Conn>,
 }
 
 impl fmt::Debug for MysqlDatabase {
@@ -38,47 +37,6 @@ impl fmt::Debug for MysqlDatabase {
         f.debug_struct("MysqlDatabase")
             .field("settings", &self.settings)
             .finish_non_exhaustive()
-    }
-}
-
-/// A connection on loan; back to the idle list only through [`PooledConn::release`],
-/// after a statement ran to its end.
-pub(crate) struct PooledConn<'a> {
-    db: &'a MysqlDatabase,
-    conn: Option<Conn>,
-    reusable: bool,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl PooledConn<'_> {
-    pub(crate) fn release(mut self) {
-        self.reusable = true;
-    }
-}
-
-impl std::ops::Deref for PooledConn<'_> {
-    type Target = Conn;
-    fn deref(&self) -> &Conn {
-        self.conn.as_ref().expect("connection present until drop")
-    }
-}
-
-impl std::ops::DerefMut for PooledConn<'_> {
-    fn deref_mut(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("connection present until drop")
-    }
-}
-
-impl Drop for PooledConn<'_> {
-    fn drop(&mut self) {
-        if let Some(c) = self.conn.take()
-            && self.reusable
-            && !c.is_disconnected()
-            && let Ok(mut idle) = self.db.idle.lock()
-        {
-            idle.push(c);
-        }
-        // otherwise the driver closes the connection on a task of its own
     }
 }
 
@@ -99,12 +57,10 @@ impl MysqlDatabase {
             .tcp_nodelay(true)
             .stmt_cache_size(64)
             .into();
-        let slots = Arc::new(Semaphore::new(settings.pool_size));
         Ok(Self {
+            pool: Pool::new(settings.pool_size),
             settings,
             opts,
-            idle: Mutex::new(Vec::new()),
-            slots,
         })
     }
 
@@ -151,36 +107,20 @@ impl MysqlDatabase {
 
     /// An idle connection that answers a ping (one made before a server restart does
     /// not, and is dropped), or a new one set up within the connect timeout.
-    async fn connection(&self) -> Result<PooledConn<'_>, SourceError> {
-        let slot = Arc::clone(&self.slots)
-            .acquire_owned()
+    async fn connection(&self) -> Result<Pooled<'_, Conn>, SourceError> {
+        let slot = self
+            .pool
+            .slot()
             .await
-            .map_err(|_| self.error(SourceErrorKind::Unavailable, "the pool is closed"))?;
-        loop {
-            let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            match next {
-                Some(mut c) if !c.is_disconnected() => {
-                    let ping = tokio::time::timeout(self.settings.connect_timeout, c.ping()).await;
-                    if matches!(ping, Ok(Ok(()))) {
-                        return Ok(PooledConn {
-                            db: self,
-                            conn: Some(c),
-                            reusable: false,
-                            _slot: slot,
-                        });
-                    }
-                }
-                Some(_) => continue,
-                None => break,
+            .ok_or_else(|| self.error(SourceErrorKind::Unavailable, "the pool is closed"))?;
+        while let Some(mut c) = self.pool.idle() {
+            let ping = tokio::time::timeout(self.settings.connect_timeout, c.ping()).await;
+            if matches!(ping, Ok(Ok(()))) {
+                return Ok(self.pool.lend(c, slot));
             }
         }
         let conn = self.connect().await?;
-        Ok(PooledConn {
-            db: self,
-            conn: Some(conn),
-            reusable: false,
-            _slot: slot,
-        })
+        Ok(self.pool.lend(conn, slot))
     }
 
     /// A new connection, set up: no backslash escapes (Bund doubles quotes and nothing

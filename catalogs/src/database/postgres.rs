@@ -5,24 +5,23 @@
 use datafusion::arrow::record_batch::RecordBatch;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::{DataFusionError, Result, internal_err};
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::copy::CopyDecoder;
+use super::pool::{Pool, Pooled};
 use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
 
 /// A PostgreSQL database: settings and idle connections.
 pub(crate) struct PgDatabase {
     pub(crate) settings: DatabaseSettings,
     config: Config,
-    idle: Mutex<Vec<Client>>,
-    slots: Arc<Semaphore>,
+    pool: Pool<Client>,
 }
 
 impl fmt::Debug for PgDatabase {
@@ -30,43 +29,6 @@ impl fmt::Debug for PgDatabase {
         f.debug_struct("PgDatabase")
             .field("settings", &self.settings)
             .finish_non_exhaustive()
-    }
-}
-
-/// A connection on loan. It goes back to the idle list only through
-/// [`PooledClient::release`], after a statement ran to its end; dropped otherwise (an
-/// error, or a scan whose consumer went away mid-COPY), it is closed, which also makes the
-/// server stop sending rows nobody reads.
-pub(crate) struct PooledClient<'a> {
-    db: &'a PgDatabase,
-    client: Option<Client>,
-    reusable: bool,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl PooledClient<'_> {
-    /// Back to the idle list: the connection is between statements.
-    pub(crate) fn release(mut self) {
-        self.reusable = true;
-    }
-}
-
-impl std::ops::Deref for PooledClient<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("client present until drop")
-    }
-}
-
-impl Drop for PooledClient<'_> {
-    fn drop(&mut self) {
-        if let Some(c) = self.client.take()
-            && self.reusable
-            && !c.is_closed()
-            && let Ok(mut idle) = self.db.idle.lock()
-        {
-            idle.push(c);
-        }
     }
 }
 
@@ -88,12 +50,10 @@ impl PgDatabase {
                 "-c statement_timeout={} -c standard_conforming_strings=on -c DateStyle=ISO -c TimeZone=UTC",
                 settings.statement_timeout.as_millis()
             ));
-        let slots = Arc::new(Semaphore::new(settings.pool_size));
         Ok(Self {
+            pool: Pool::new(settings.pool_size),
             settings,
             config,
-            idle: Mutex::new(Vec::new()),
-            slots,
         })
     }
 
@@ -126,25 +86,14 @@ impl PgDatabase {
     }
 
     /// An idle connection that still works, or a new one within the connect timeout.
-    pub(crate) async fn connection(&self) -> Result<PooledClient<'_>, SourceError> {
-        let slot = Arc::clone(&self.slots)
-            .acquire_owned()
+    pub(crate) async fn connection(&self) -> Result<Pooled<'_, Client>, SourceError> {
+        let slot = self
+            .pool
+            .slot()
             .await
-            .map_err(|_| self.error(SourceErrorKind::Unavailable, "the pool is closed"))?;
-        loop {
-            let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            match next {
-                Some(c) if !c.is_closed() => {
-                    return Ok(PooledClient {
-                        db: self,
-                        client: Some(c),
-                        reusable: false,
-                        _slot: slot,
-                    });
-                }
-                Some(_) => continue,
-                None => break,
-            }
+            .ok_or_else(|| self.error(SourceErrorKind::Unavailable, "the pool is closed"))?;
+        if let Some(c) = self.pool.idle() {
+            return Ok(self.pool.lend(c, slot));
         }
         let timeout = self.settings.connect_timeout;
         let connect = tokio::time::timeout(timeout, self.config.connect(NoTls)).await;
@@ -164,12 +113,7 @@ impl PgDatabase {
                 tracing::debug!(source = name, error = %redact(&e.to_string()), "connection closed");
             }
         });
-        Ok(PooledClient {
-            db: self,
-            client: Some(client),
-            reusable: false,
-            _slot: slot,
-        })
+        Ok(self.pool.lend(client, slot))
     }
 
     /// Columns of a table or query as Arrow fields, with what must be read as text.

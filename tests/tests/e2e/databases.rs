@@ -658,3 +658,102 @@ async fn the_example_serves_its_licence_library_from_sqlite() {
         before
     );
 }
+
+/// A SQLite bureau made here (with Python's sqlite3): a join of its two tables, an
+/// aggregate under a police officer's row filter, and masks, as the SQL sent shows.
+#[tokio::test]
+async fn sqlite_joins_aggregates_and_row_filters_are_sent_as_sql() {
+    let dir = crate::harness::scratch_dir("sqlite-bureau");
+    let file = dir.join("bureau.sqlite");
+    let mut script = String::from(
+        "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n\
+         db.execute('CREATE TABLE people (id_card TEXT NOT NULL, district_code TEXT NOT NULL, amount INTEGER)')\n\
+         db.execute('CREATE TABLE districts (district_code TEXT PRIMARY KEY, name TEXT NOT NULL)')\n\
+         db.execute(\"INSERT INTO districts VALUES ('310115', '浦东新区'), ('310101', '黄浦区')\")\n",
+    );
+    for (id, d, a) in PEOPLE {
+        let cents = a.replace('.', "");
+        script.push_str(&format!(
+            "db.execute(\"INSERT INTO people VALUES ('{id}', '{d}', {cents})\")\n"
+        ));
+    }
+    script.push_str("db.commit()\n");
+    let python = std::env::var("BUND_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = example_config("config-sqlite-bureau", None);
+    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
+    let catalog = format!(
+        r#"{catalog}
+[[database]]
+name = "hrss_sqlite"
+kind = "sqlite"
+path = "{}"
+
+[[bureau]]
+id = "sqsrc"
+name_zh = "人社局文件库"
+name_en = "HRSS file database"
+
+[[bureau.table]]
+name = "people"
+description = "People with amounts in cents, in SQLite."
+tags = ["personal"]
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_sqlite", table = "people" }}
+
+[[bureau.table]]
+name = "districts"
+description = "District names, to join with."
+open_level = "not_open"
+source = {{ kind = "database", database = "hrss_sqlite", table = "districts" }}
+"#,
+        file.display()
+    );
+    std::fs::write(config.join("catalog.toml"), catalog).unwrap();
+    let security = std::fs::read_to_string(config.join("security.toml")).unwrap();
+    let security = format!("{security}{}", people_policy("sqsrc", "sq_people"));
+    std::fs::write(config.join("security.toml"), security).unwrap();
+    let server = Server::start_with(&config);
+    let marker = "SqliteScanExec: source=hrss_sqlite sql=";
+
+    let mut admin = server.login("admin").await;
+    let join = "SELECT p.amount, d.name FROM sqsrc.people p JOIN sqsrc.districts d ON p.district_code = d.district_code WHERE p.amount > 5000 ORDER BY p.amount";
+    assert_eq!(
+        scans_sql(&mut admin, join, marker).await,
+        vec![r#"SELECT t0."amount" AS "c1", t1."name" AS "c3" FROM "people" AS t0 JOIN "districts" AS t1 ON t0."district_code" = t1."district_code" WHERE ((t0."amount" > 5000))"#.to_string()]
+    );
+    assert_eq!(
+        rows(&mut admin, join).await,
+        vec![vec!["10050", "浦东新区"], vec!["250000", "浦东新区"]]
+    );
+
+    let mut police = server.login("pudong_police").await;
+    let count = "SELECT count(*), sum(amount) FROM sqsrc.people";
+    assert_eq!(
+        scans_sql(&mut police, count, marker).await,
+        vec![r#"SELECT COUNT(*) AS "c0", SUM("amount") AS "c1" FROM "people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+    );
+    assert_eq!(rows(&mut police, count).await, vec![vec!["2", "260050"]]);
+    let masked = "SELECT id_card, amount FROM sqsrc.people ORDER BY amount";
+    assert_eq!(
+        scans_sql(&mut police, masked, marker).await,
+        vec![r#"SELECT "id_card" AS "id_card", "district_code" AS "district_code", "amount" AS "amount" FROM "people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+    );
+    assert_eq!(
+        rows(&mut police, masked).await,
+        vec![
+            vec!["310115********1234", "10050"],
+            vec!["310115********3456", "250000"]
+        ]
+    );
+}
