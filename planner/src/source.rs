@@ -299,9 +299,16 @@ fn base(plan: &LogicalPlan) -> Option<Base<'_>> {
         LogicalPlan::Filter(f) => {
             let b = base(&f.input)?;
             let sent: Vec<Expr> = b.scan.filters.iter().map(strip_qualifiers).collect();
+            // The same text is the same filter only where its columns are the raw columns
+            // (above a mask projection, `id_card = '…'` compares masked values).
+            let raw = |c: &Expr| {
+                c.column_refs()
+                    .into_iter()
+                    .all(|col| trace(&f.input, col).is_some_and(|name| name == col.name))
+            };
             split_conjunction(&f.predicate)
                 .into_iter()
-                .all(|c| sent.contains(&strip_qualifiers(c)))
+                .all(|c| raw(c) && sent.contains(&strip_qualifiers(c)))
                 .then_some(b)
         }
         LogicalPlan::TableScan(scan) if scan.fetch.is_none() => {

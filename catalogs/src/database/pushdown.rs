@@ -38,55 +38,27 @@ fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
         return None;
     }
     let t = table.schema.field(i).data_type();
-    // SQLite stores what it is given: only columns whose values compare like DataFusion's
-    // (integers, floats, booleans, text) are filtered there.
-    if table.database.kind() == DatabaseKind::Sqlite
-        && !matches!(
-            t,
-            DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::Float64
-                | DataType::Boolean
-                | DataType::Utf8
-        )
-    {
-        return None;
+    filterable(table.database.kind(), t).then_some(t)
+}
+
+/// Column types whose values the database compares with literals as Bund does.
+fn filterable(kind: DatabaseKind, t: &DataType) -> bool {
+    use DataType::*;
+    let number = matches!(t, Int16 | Int32 | Int64 | Float64);
+    match kind {
+        DatabaseKind::Postgres => true,
+        // SQLite stores what it is given: integers, floats, booleans and text compare
+        // like DataFusion's values there
+        DatabaseKind::Sqlite => number || matches!(t, Boolean | Utf8),
+        // MySQL's BOOL is TINYINT(1), where 2 is true to Bund but not `= TRUE`; TIMESTAMP
+        // and TIME compare in the session's time zone and range
+        DatabaseKind::Mysql => {
+            number || matches!(t, Decimal128(..) | Decimal256(..) | Utf8 | Date32)
+        }
+        // a Flight SQL service parses `1.50` as it likes (a float, in DataFusion), and its
+        // time zone is unknown
+        DatabaseKind::FlightSql => number || matches!(t, Boolean | Utf8 | Date32),
     }
-    // MySQL's BOOL is TINYINT(1), where 2 is true to Bund but not `= TRUE`; TIMESTAMP and
-    // TIME compare in the session's time zone and range: neither is filtered there.
-    if table.database.kind() == DatabaseKind::Mysql
-        && !matches!(
-            t,
-            DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::Float64
-                | DataType::Decimal128(..)
-                | DataType::Decimal256(..)
-                | DataType::Utf8
-                | DataType::Date32
-        )
-    {
-        return None;
-    }
-    // A Flight SQL service parses `1.50` as it likes (a float, in DataFusion): decimals
-    // are not compared there, nor times and timestamps (time zones).
-    if table.database.kind() == DatabaseKind::FlightSql
-        && !matches!(
-            t,
-            DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::Float64
-                | DataType::Boolean
-                | DataType::Utf8
-                | DataType::Date32
-        )
-    {
-        return None;
-    }
-    Some(t)
 }
 
 fn is_text(t: &DataType) -> bool {

@@ -427,6 +427,18 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
         ]
     );
 
+    // A count with a predicate on the masked column counts masked values: a raw ID number
+    // matches none, and the count does not run in PostgreSQL (there it would find one).
+    let probe = "SELECT count(*) FROM pgsrc.people WHERE id_card = '310115199001011234'";
+    assert!(
+        remote_sql(&mut police, probe)
+            .await
+            .iter()
+            .all(|s| !s.contains("COUNT") && !s.contains("310115199001011234")),
+        "{probe}"
+    );
+    assert_eq!(rows(&mut police, probe).await, vec![vec!["0"]]);
+
     // A join whose output carries a masked column stays in Bund: each side is read under
     // its policy, and the masked values are joined.
     let join = "SELECT a.id_card FROM pgsrc.people a JOIN pgsrc.people b ON a.district_code = b.district_code ORDER BY a.id_card";
