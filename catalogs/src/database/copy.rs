@@ -461,6 +461,63 @@ pub(crate) fn parse_decimal(s: &str, scale: i8) -> Option<i256> {
     Some(if neg { v.checked_neg()? } else { v })
 }
 
+/// Rows appended value by value into one builder per column, handed over as batches of
+/// `batch_size` rows (the MySQL and SQLite readers).
+pub(crate) struct RowBatches {
+    schema: SchemaRef,
+    builders: Vec<Builder>,
+    rows: usize,
+    batch_size: usize,
+}
+
+impl RowBatches {
+    pub(crate) fn new(schema: &SchemaRef, batch_size: usize) -> DecodeResult<Self> {
+        let builders = schema
+            .fields()
+            .iter()
+            .map(|f| Builder::new(f.data_type(), batch_size))
+            .collect::<DecodeResult<Vec<_>>>()?;
+        Ok(Self {
+            schema: Arc::clone(schema),
+            builders,
+            rows: 0,
+            batch_size,
+        })
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.builders.len()
+    }
+
+    /// Appends one value to column `i` with `f`; an error names the column.
+    pub(crate) fn append(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Builder) -> DecodeResult<()>,
+    ) -> DecodeResult<()> {
+        f(&mut self.builders[i])
+            .map_err(|m| format!("column `{}`: {m}", self.schema.field(i).name()))
+    }
+
+    /// Ends a row: the batch when `batch_size` rows are complete.
+    pub(crate) fn end_row(&mut self) -> DecodeResult<Option<RecordBatch>> {
+        self.rows += 1;
+        if self.rows < self.batch_size {
+            return Ok(None);
+        }
+        self.finish()
+    }
+
+    /// The rows not handed over yet, if any.
+    pub(crate) fn finish(&mut self) -> DecodeResult<Option<RecordBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let rows = std::mem::take(&mut self.rows);
+        finish_batch(&self.schema, &mut self.builders, rows).map(Some)
+    }
+}
+
 /// The builders' contents as one batch of `rows` rows; the builders start over.
 pub(crate) fn finish_batch(
     schema: &SchemaRef,

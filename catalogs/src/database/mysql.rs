@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
 use tokio::sync::mpsc::Sender;
 
-use super::copy::{Builder, DecodeResult, parse_decimal};
+use super::copy::{Builder, DecodeResult, RowBatches, parse_decimal};
 use super::pool::{Pool, Pooled};
 use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
 
@@ -453,46 +453,29 @@ pub(crate) async fn read(
     let Database::Mysql(db) = database.as_ref() else {
         return internal_err!("a MySQL scan over another kind of database");
     };
-    let fail = |kind, m: String| DataFusionError::from(db.error(kind, m));
-    let mut builders = schema
-        .fields()
-        .iter()
-        .map(|f| Builder::new(f.data_type(), batch_size))
-        .collect::<DecodeResult<Vec<_>>>()
-        .map_err(|m| fail(SourceErrorKind::Remote, m))?;
+    let remote = |m: String| DataFusionError::from(db.error(SourceErrorKind::Remote, m));
+    let mut batches = RowBatches::new(&schema, batch_size).map_err(remote)?;
     let mut conn = db.connection().await?;
     let id = conn.id();
     let mut stream = conn
         .exec_iter(sql.as_str(), ())
         .await
         .map_err(|e| db.my_error(&e))?;
-    let mut n = 0;
     while let Some(row) = stream.next().await.map_err(|e| db.my_error(&e))? {
-        for (i, b) in builders.iter_mut().enumerate() {
+        for i in 0..batches.width() {
             let v = row.as_ref(i).unwrap_or(&Value::NULL);
-            b.append_mysql(v).map_err(|m| {
-                fail(
-                    SourceErrorKind::Remote,
-                    format!("column `{}`: {m}", schema.field(i).name()),
-                )
-            })?;
+            batches.append(i, |b| b.append_mysql(v)).map_err(remote)?;
         }
-        n += 1;
-        if n == batch_size {
-            let batch = super::copy::finish_batch(&schema, &mut builders, n)
-                .map_err(|m| fail(SourceErrorKind::Remote, m))?;
-            n = 0;
-            if tx.send(Ok(batch)).await.is_err() {
-                db.kill(id);
-                return Ok(()); // the consumer is gone: the query was cancelled
-            }
+        if let Some(batch) = batches.end_row().map_err(remote)?
+            && tx.send(Ok(batch)).await.is_err()
+        {
+            db.kill(id);
+            return Ok(()); // the consumer is gone: the query was cancelled
         }
     }
     drop(stream);
     conn.release();
-    if n > 0 {
-        let batch = super::copy::finish_batch(&schema, &mut builders, n)
-            .map_err(|m| fail(SourceErrorKind::Remote, m))?;
+    if let Some(batch) = batches.finish().map_err(remote)? {
         let _ = tx.send(Ok(batch)).await;
     }
     Ok(())

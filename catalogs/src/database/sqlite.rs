@@ -18,7 +18,7 @@ use datafusion::common::{DataFusionError, Result, internal_err};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::copy::{Builder, DecodeResult, parse_decimal};
+use super::copy::{Builder, DecodeResult, RowBatches, parse_decimal};
 use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
 use bund_udfs::domain::{days_from_civil, is_real_date};
 
@@ -327,42 +327,23 @@ pub(crate) fn read(
     let Database::Sqlite(db) = database.as_ref() else {
         return internal_err!("a SQLite scan over another kind of database");
     };
-    let fail = |kind, m: String| DataFusionError::from(db.error(kind, m));
-    let mut builders = schema
-        .fields()
-        .iter()
-        .map(|f| Builder::new(f.data_type(), batch_size))
-        .collect::<DecodeResult<Vec<_>>>()
-        .map_err(|m| fail(SourceErrorKind::Remote, m))?;
+    let remote = |m: String| DataFusionError::from(db.error(SourceErrorKind::Remote, m));
+    let mut batches = RowBatches::new(&schema, batch_size).map_err(remote)?;
     let conn = db.open()?;
     let mut stmt = conn.prepare(&sql).map_err(|e| db.sqlite_error(&e))?;
     let mut rows = stmt.query([]).map_err(|e| db.sqlite_error(&e))?;
-    let mut n = 0;
-    let flush = |builders: &mut Vec<Builder>, n: usize| {
-        super::copy::finish_batch(&schema, builders, n)
-            .map_err(|m| fail(SourceErrorKind::Remote, m))
-    };
     while let Some(row) = rows.next().map_err(|e| db.sqlite_error(&e))? {
-        for (i, b) in builders.iter_mut().enumerate() {
+        for i in 0..batches.width() {
             let v = row.get_ref(i).map_err(|e| db.sqlite_error(&e))?;
-            b.append_sqlite(v).map_err(|m| {
-                fail(
-                    SourceErrorKind::Remote,
-                    format!("column `{}`: {m}", schema.field(i).name()),
-                )
-            })?;
+            batches.append(i, |b| b.append_sqlite(v)).map_err(remote)?;
         }
-        n += 1;
-        if n == batch_size {
-            let batch = flush(&mut builders, n)?;
-            n = 0;
-            if tx.blocking_send(Ok(batch)).is_err() {
-                return Ok(()); // the consumer is gone: the query was cancelled
-            }
+        if let Some(batch) = batches.end_row().map_err(remote)?
+            && tx.blocking_send(Ok(batch)).is_err()
+        {
+            return Ok(()); // the consumer is gone: the query was cancelled
         }
     }
-    if n > 0 {
-        let batch = flush(&mut builders, n)?;
+    if let Some(batch) = batches.finish().map_err(remote)? {
         let _ = tx.blocking_send(Ok(batch));
     }
     Ok(())
