@@ -7,7 +7,6 @@
 mod audit;
 mod auth;
 mod error;
-mod example_data;
 mod metadata;
 mod query;
 mod reload;
@@ -166,7 +165,7 @@ async fn serve(
     example_rows: u64,
 ) -> anyhow::Result<ExitCode> {
     let opts = load_options(&config, data_dir);
-    let existing = example_data::existing(&opts.data_dir);
+    let existing = bund_example_data::existing(&opts.data_dir);
     if is_shanghai_example(&config) && !existing.is_some_and(|(_, current)| current) {
         // Absent, or written by an older bund in another layout: (re)generate it.
         let residents = existing.map_or(example_rows, |(n, _)| n);
@@ -182,7 +181,7 @@ async fn serve(
         let example_rows = residents;
         let out = opts.data_dir.clone();
         let counts = tokio::task::spawn_blocking(move || {
-            example_data::generate(&example_data::ExampleData {
+            bund_example_data::generate(&bund_example_data::ExampleData {
                 residents: example_rows,
                 out,
             })
@@ -253,7 +252,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::ExampleData { rows, out } => {
-            let counts = example_data::generate(&example_data::ExampleData {
+            let counts = bund_example_data::generate(&bund_example_data::ExampleData {
                 residents: rows,
                 out,
             })?;

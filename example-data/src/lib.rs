@@ -1,5 +1,8 @@
 //! `bund example-data`: the deterministic synthetic data set of the Shanghai example.
 //!
+//! A crate of its own so that it is compiled at full optimisation while the `bund` binary's
+//! own crate (start-up, request handling) is not: see the release profile in Cargo.toml.
+//!
 //! Five bureaus' tables (police residents, market-regulation enterprises, HRSS pension
 //! contributions as CSV, planning POIs, licences) whose keys join across bureaus: every
 //! `id_card` is a valid GB 11643 number of an existing resident, every `uscc` a valid
@@ -35,18 +38,18 @@ use datafusion::parquet::schema::types::ColumnPath;
 use serde::Serialize;
 
 /// Bumped whenever the generated rows change for the same `--rows`.
-pub(crate) const GENERATOR_VERSION: u32 = 2;
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// The file, directly under `out`, that marks a complete data set; written last.
-pub(crate) const MANIFEST: &str = "MANIFEST.json";
+pub const MANIFEST: &str = "MANIFEST.json";
 
 /// Largest supported resident count (household numbers have 8 digits at ~2.5 residents
 /// each; the ID key space holds about 584 million numbers).
-pub(crate) const MAX_RESIDENTS: u64 = 200_000_000;
+pub const MAX_RESIDENTS: u64 = 200_000_000;
 
 /// The residents of the data set in `dir` and whether this version of the generator made
 /// it; `None` when `dir` holds no complete data set.
-pub(crate) fn existing(dir: &Path) -> Option<(u64, bool)> {
+pub fn existing(dir: &Path) -> Option<(u64, bool)> {
     let text = fs::read_to_string(dir.join(MANIFEST)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let residents = v.get("residents")?.as_u64()?;
@@ -57,16 +60,16 @@ pub(crate) fn existing(dir: &Path) -> Option<(u64, bool)> {
 }
 
 /// Options of `bund example-data`.
-pub(crate) struct ExampleData {
+pub struct ExampleData {
     /// Number of residents; the other tables are sized from it.
-    pub(crate) residents: u64,
+    pub residents: u64,
     /// Output directory (created if missing).
-    pub(crate) out: PathBuf,
+    pub out: PathBuf,
 }
 
 /// Writes all tables; prints progress lines to stderr for long runs; returns per-table row
 /// counts as (`bureau.table`, rows).
-pub(crate) fn generate(opts: &ExampleData) -> Result<Vec<(String, u64)>> {
+pub fn generate(opts: &ExampleData) -> Result<Vec<(String, u64)>> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
     generate_with(opts, &Layout::DEFAULT, threads)
 }
