@@ -28,21 +28,14 @@ if ! grep -qs '"generator_version": 2' "$data/MANIFEST.json"; then
     "$BUND_A" example-data --rows "$ROWS" --out "$data"
 fi
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" "${BENCH_PID:-}" 2>/dev/null || true' EXIT
 addrs=()
 for side in a b; do
     bin=$BUND_A
     [ "$side" = b ] && bin=$BUND_B
-    config="$BUND_CACHE/bench-compare-$side"
-    mkdir -p "$config"
-    cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
-    printf 'audit_dir = "%s"\n' "$config/audit" >"$config/server.toml"
-    log="$config/serve.log"
-    BUND_SECRET_CITY_TOKEN=bench-compare-city-token-key-0123456789 RUST_LOG=warn \
-        "$bin" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" \
-        >"$log.out" 2>"$log" &
-    pids+=($!)
-    addrs+=("$(bench_wait_addr "$log.out")")
+    bench_serve "$bin" "$BUND_CACHE/bench-compare-$side" "$data"
+    pids+=("$BENCH_PID")
+    addrs+=("$BENCH_ADDR")
 done
 echo "== $ROWS residents; A = $BUND_A at ${addrs[0]}; B = $BUND_B at ${addrs[1]}"
 

@@ -13,6 +13,21 @@ bench_wait_addr() {
     return 1
 }
 
+# bench_serve BUND CONFIG_DIR DATA_DIR: starts `BUND serve` on a free port over DATA_DIR with
+# the example's catalog and security files copied into CONFIG_DIR (audit log and server log
+# under it, a fixed city token key); sets BENCH_PID and BENCH_ADDR.
+bench_serve() {
+    local config=$2
+    mkdir -p "$config"
+    cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
+    printf 'audit_dir = "%s"\n' "$config/audit" >"$config/server.toml"
+    BUND_SECRET_CITY_TOKEN=bench-city-token-key-0123456789 RUST_LOG=warn \
+        "$1" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$3" \
+        >"$config/serve.log.out" 2>"$config/serve.log" &
+    BENCH_PID=$!
+    BENCH_ADDR=$(bench_wait_addr "$config/serve.log.out")
+}
+
 # bench_throughput ADDR CASE USER QUERY: one timed run through ADBC; prints "CASE ROWS SECONDS".
 bench_throughput() {
     local json="$BUND_CACHE/bench-run-$2.json"

@@ -24,16 +24,10 @@ data="$BUND_CACHE/bench-$ROWS"
 if ! grep -qs '"generator_version": 2' "$data/MANIFEST.json"; then
     "$BUND" example-data --rows "$ROWS" --out "$data"
 fi
-config="$BUND_CACHE/bench-policy-config"
-mkdir -p "$config"
-cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
-printf 'audit_dir = "%s"\n' "$BUND_CACHE/bench-policy-audit" >"$config/server.toml"
-log="$BUND_CACHE/bench-policy.log"
-BUND_SECRET_CITY_TOKEN=bench-policy-city-token-key-0123456789 RUST_LOG=warn \
-    "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-addr=$(bench_wait_addr "$log.out")
+trap 'kill "${BENCH_PID:-}" 2>/dev/null || true' EXIT
+bench_serve "$BUND" "$BUND_CACHE/bench-policy-config" "$data"
+pid=$BENCH_PID
+addr=$BENCH_ADDR
 echo "== $ROWS residents, server pid $pid at $addr"
 runs="$BUND_CACHE/bench-policy-runs.txt"
 : >"$runs"
