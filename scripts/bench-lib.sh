@@ -13,19 +13,71 @@ bench_wait_addr() {
     return 1
 }
 
-# bench_serve BUND CONFIG_DIR DATA_DIR: starts `BUND serve` on a free port over DATA_DIR with
-# the example's catalog and security files copied into CONFIG_DIR (audit log and server log
-# under it, a fixed city token key); sets BENCH_PID and BENCH_ADDR.
-bench_serve() {
-    local config=$2
-    mkdir -p "$config"
-    cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
-    printf 'audit_dir = "%s"\n' "$config/audit" >"$config/server.toml"
-    BUND_SECRET_CITY_TOKEN=bench-city-token-key-0123456789 RUST_LOG=warn \
-        "$1" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$3" \
-        >"$config/serve.log.out" 2>"$config/serve.log" &
+# bench_config CONFIG_DIR: the example's catalog and security files copied into CONFIG_DIR,
+# the audit log under it.
+bench_config() {
+    mkdir -p "$1"
+    cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$1/"
+    printf 'audit_dir = "%s"\n' "$1/audit" >"$1/server.toml"
+}
+
+# bench_db_bureau CONFIG_DIR KIND SCHEMA TABLE: adds to CONFIG_DIR's catalog a bureau SCHEMA
+# with `people` (database KIND at $BUND_BENCH_DB_URL, table TABLE) and `people_nopush` (the
+# same, nothing sent but the columns), granted to admin.
+bench_db_bureau() {
+    cat >>"$1/catalog.toml" <<EOT
+
+[[database]]
+name = "bench_db"
+kind = "$2"
+url_env = "BUND_BENCH_DB_URL"
+
+[[database]]
+name = "bench_db_nopush"
+kind = "$2"
+url_env = "BUND_BENCH_DB_URL"
+filter_pushdown = false
+
+[[bureau]]
+id = "$3"
+name_zh = "基准"
+name_en = "Benchmark"
+
+[[bureau.table]]
+name = "people"
+description = "Benchmark rows in a $2 database."
+open_level = "not_open"
+source = { kind = "database", database = "bench_db", table = "$4" }
+
+[[bureau.table]]
+name = "people_nopush"
+description = "The same rows, nothing sent but the columns."
+open_level = "not_open"
+source = { kind = "database", database = "bench_db_nopush", table = "$4" }
+EOT
+    cat >>"$1/security.toml" <<EOT
+
+[[grant]]
+roles = ["admin"]
+schemas = ["$3"]
+EOT
+}
+
+# bench_start BUND CONFIG_DIR DATA_DIR [NAME=VALUE ...]: starts `BUND serve` on a free port
+# with that configuration and data (a fixed city token key, the given environment, its log
+# under CONFIG_DIR); sets BENCH_PID and BENCH_ADDR.
+bench_start() {
+    env BUND_SECRET_CITY_TOKEN=bench-city-token-key-0123456789 RUST_LOG=warn "${@:4}" \
+        "$1" serve --config "$2" --flight-addr 127.0.0.1:0 --data-dir "$3" \
+        >"$2/serve.log.out" 2>"$2/serve.log" &
     BENCH_PID=$!
-    BENCH_ADDR=$(bench_wait_addr "$config/serve.log.out")
+    BENCH_ADDR=$(bench_wait_addr "$2/serve.log.out")
+}
+
+# bench_serve BUND CONFIG_DIR DATA_DIR: bench_config, then bench_start.
+bench_serve() {
+    bench_config "$2"
+    bench_start "$1" "$2" "$3"
 }
 
 # bench_throughput ADDR CASE USER QUERY: one timed run through ADBC; prints "CASE ROWS SECONDS".

@@ -44,7 +44,7 @@ mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authenticatio
     --pid-file="$dir/pid" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
     --innodb-buffer-pool-size=2G --skip-log-bin --log-error="$dir/error.log" "${as_root[@]}" &
 server=$!
-trap 'kill ${pid:-0} 2>/dev/null || true; kill $server 2>/dev/null || true' EXIT
+trap 'kill ${BENCH_PID:-0} 2>/dev/null || true; kill $server 2>/dev/null || true' EXIT
 root() { mariadb --no-defaults --socket="$dir/sock" -u root "$@"; }
 for _ in $(seq 1 600); do root -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
 root -e "CREATE USER 'bund'@'127.0.0.1' IDENTIFIED BY '$PASSWORD';
@@ -62,52 +62,13 @@ root bund -e "CREATE TABLE people (id BIGINT NOT NULL PRIMARY KEY, id_card CHAR(
     ANALYZE TABLE people;" >/dev/null
 
 config="$BUND_CACHE/bench-mariadb-config"
-mkdir -p "$config"
-cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
-cat >>"$config/catalog.toml" <<EOT
-
-[[database]]
-name = "bench_my"
-kind = "mysql"
-url_env = "BUND_BENCH_MY_URL"
-
-[[database]]
-name = "bench_my_nopush"
-kind = "mysql"
-url_env = "BUND_BENCH_MY_URL"
-filter_pushdown = false
-
-[[bureau]]
-id = "mysrc"
-name_zh = "基准"
-name_en = "Benchmark"
-
-[[bureau.table]]
-name = "people"
-description = "Benchmark rows in MariaDB."
-open_level = "not_open"
-source = { kind = "database", database = "bench_my", table = "people" }
-
-[[bureau.table]]
-name = "people_nopush"
-description = "The same rows, nothing sent but the columns."
-open_level = "not_open"
-source = { kind = "database", database = "bench_my_nopush", table = "people" }
-EOT
-cat >>"$config/security.toml" <<'EOT'
-
-[[grant]]
-roles = ["admin"]
-schemas = ["mysrc"]
-EOT
-printf 'audit_dir = "%s"\n' "$BUND_CACHE/bench-mariadb-audit" >"$config/server.toml"
+bench_config "$config"
+bench_db_bureau "$config" mysql mysrc people
 data="$BUND_CACHE/bench-1000000"
 grep -qs '"generator_version": 2' "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
-log="$BUND_CACHE/bench-mariadb.log"
-BUND_BENCH_MY_URL="mysql://bund:$PASSWORD@127.0.0.1:$port/bund" RUST_LOG=warn \
-    "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
-pid=$!
-addr=$(bench_wait_addr "$log.out")
+bench_start "$BUND" "$config" "$data" BUND_BENCH_DB_URL="mysql://bund:$PASSWORD@127.0.0.1:$port/bund"
+pid=$BENCH_PID
+addr=$BENCH_ADDR
 
 runs="$BUND_CACHE/bench-mariadb-runs.txt"
 : >"$runs"

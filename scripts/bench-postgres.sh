@@ -38,7 +38,7 @@ as_pg "$PG/initdb" -D "$pgdir/data" -U bund --pwfile="$pgdir/pw" --auth=scram-sh
 as_pg "$PG/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
     -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c shared_buffers=1GB" start >/dev/null
 config="$BUND_CACHE/bench-pg-config"
-trap 'kill ${pid:-0} 2>/dev/null || true; as_pg "$PG/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null 2>&1 || true' EXIT
+trap 'kill ${BENCH_PID:-0} 2>/dev/null || true; as_pg "$PG/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null 2>&1 || true' EXIT
 psql_() { PGPASSWORD=$PASSWORD "$PG/psql" -h 127.0.0.1 -p "$port" -U bund -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 echo "== loading $ROWS rows into PostgreSQL"
@@ -51,52 +51,13 @@ psql_ -c "CREATE TABLE people AS SELECT i::int8 AS id, lpad(i::text, 18, '0') AS
     (i % 100)::int4 AS bucket
     FROM generate_series(1, $ROWS) i" -c "VACUUM ANALYZE people"
 
-mkdir -p "$config"
-cp examples/shanghai/catalog.toml examples/shanghai/security.toml "$config/"
-cat >>"$config/catalog.toml" <<EOF
-
-[[database]]
-name = "bench_pg"
-kind = "postgres"
-url_env = "BUND_BENCH_PG_URL"
-
-[[database]]
-name = "bench_pg_nopush"
-kind = "postgres"
-url_env = "BUND_BENCH_PG_URL"
-filter_pushdown = false
-
-[[bureau]]
-id = "pgsrc"
-name_zh = "基准"
-name_en = "Benchmark"
-
-[[bureau.table]]
-name = "people"
-description = "Benchmark rows in PostgreSQL."
-open_level = "not_open"
-source = { kind = "database", database = "bench_pg", table = "public.people" }
-
-[[bureau.table]]
-name = "people_nopush"
-description = "The same rows, filters not sent."
-open_level = "not_open"
-source = { kind = "database", database = "bench_pg_nopush", table = "public.people" }
-EOF
-cat >>"$config/security.toml" <<'EOF'
-
-[[grant]]
-roles = ["admin"]
-schemas = ["pgsrc"]
-EOF
-printf 'audit_dir = "%s"\n' "$BUND_CACHE/bench-pg-audit" >"$config/server.toml"
+bench_config "$config"
+bench_db_bureau "$config" postgres pgsrc public.people
 data="$BUND_CACHE/bench-1000000"
 grep -qs '"generator_version": 2' "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
-log="$BUND_CACHE/bench-pg.log"
-BUND_BENCH_PG_URL="postgres://bund:$PASSWORD@127.0.0.1:$port/postgres?sslmode=disable" RUST_LOG=warn \
-    "$BUND" serve --config "$config" --flight-addr 127.0.0.1:0 --data-dir "$data" >"$log.out" 2>"$log" &
-pid=$!
-addr=$(bench_wait_addr "$log.out")
+bench_start "$BUND" "$config" "$data" BUND_BENCH_DB_URL="postgres://bund:$PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
+pid=$BENCH_PID
+addr=$BENCH_ADDR
 
 runs="$BUND_CACHE/bench-pg-runs.txt"
 : >"$runs"
