@@ -28,5 +28,5 @@ pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use policy::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
 pub use sealed::{DatasetScan, SealedTable};
 pub use security::{ANONYMOUS, AttrValue, Principal, SecurityCatalog, hash_password, sha256_hex};
-pub use server::ServerSettings;
+pub use server::{MAX_EXPRESSION_DEPTH, ServerSettings};
 pub use types::parse_type;

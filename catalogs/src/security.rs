@@ -40,6 +40,13 @@ pub struct Principal {
     pub attributes: BTreeMap<String, AttrValue>,
 }
 
+impl Principal {
+    /// The principal of requests without credentials.
+    pub fn is_anonymous(&self) -> bool {
+        self.id == ANONYMOUS
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     principal: Arc<Principal>,

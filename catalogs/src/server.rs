@@ -4,6 +4,10 @@ use std::time::Duration;
 use crate::error::ConfigErrors;
 use crate::raw::RawServerFile;
 
+/// The deepest `max_expression_depth` accepted: the query threads' stacks are sized for it
+/// (`bund-server`'s executor).
+pub const MAX_EXPRESSION_DEPTH: usize = 2_000;
+
 /// Limits and lifetimes of the server, from the optional `server.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -28,8 +32,47 @@ pub struct ServerSettings {
     pub audit_dir: String,
     /// Size at which the audit log file is rotated.
     pub audit_max_file_bytes: u64,
-    /// Rotated audit files kept.
+    /// Rotated audit files kept; files younger than [`ServerSettings::audit_retention`]
+    /// are kept beyond it.
     pub audit_max_files: usize,
+    /// Audit files younger than this are never deleted.
+    pub audit_retention: Duration,
+    /// Audit records one principal (or, without credentials, one client address) may add
+    /// a minute; requests past it are refused.
+    pub audit_records_per_minute: u64,
+    /// Longest statement text accepted.
+    pub max_statement_bytes: usize,
+    /// Deepest chain of operators a statement may nest (bounded from its tokens).
+    pub max_expression_depth: usize,
+    /// Most operators a statement may plan to, shared CTEs and views expanded.
+    pub max_plan_nodes: usize,
+    /// Longest planning may take (within the query's own time limit).
+    pub planning_timeout: Duration,
+    /// Queries one principal may run at once (of `max_concurrent_queries`).
+    pub max_queries_per_principal: usize,
+    /// Queries all requests without credentials may run at once together.
+    pub anonymous_max_queries: usize,
+    /// Time limit of a query without credentials.
+    pub anonymous_query_timeout: Duration,
+    /// Memory the queries without credentials may hold together (of `memory_limit_bytes`).
+    pub anonymous_memory_limit_bytes: u64,
+    /// Threads that plan and run queries.
+    pub query_threads: usize,
+    /// Threads that plan and run queries without credentials (apart from the others, so
+    /// they never take more of the machine than this).
+    pub anonymous_threads: usize,
+    /// Password checks (argon2, 19 MiB each) running at once; more logins wait.
+    pub max_concurrent_logins: usize,
+    /// Largest set of bound parameters of one prepared statement, encoded.
+    pub max_parameter_bytes: usize,
+    /// Largest output of one call of a function whose result size its arguments choose
+    /// (`repeat`, `lpad`, …) over one batch.
+    pub max_function_output_bytes: u64,
+}
+
+/// The machine's cores as the process may use them.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Half of the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -55,6 +98,21 @@ impl Default for ServerSettings {
             audit_dir: "audit".to_string(),
             audit_max_file_bytes: 64 << 20,
             audit_max_files: 100,
+            audit_retention: Duration::from_secs(180 * 86_400),
+            audit_records_per_minute: 6_000,
+            max_statement_bytes: 4 << 20,
+            max_expression_depth: 1_000,
+            max_plan_nodes: 10_000,
+            planning_timeout: Duration::from_secs(60),
+            max_queries_per_principal: 8,
+            anonymous_max_queries: 2,
+            anonymous_query_timeout: Duration::from_secs(60),
+            anonymous_memory_limit_bytes: default_memory_limit() / 4,
+            query_threads: cores(),
+            anonymous_threads: cores().div_ceil(2),
+            max_concurrent_logins: cores().max(2),
+            max_parameter_bytes: 1 << 20,
+            max_function_output_bytes: 64 << 20,
         }
     }
 }
@@ -124,6 +182,123 @@ impl ServerSettings {
             Some(n) => settings.audit_max_files = n,
             None => {}
         }
+        let count = |v: Option<usize>, field: &str, errors: &mut ConfigErrors, d: usize| match v {
+            Some(0) => {
+                errors.push(path, "", field, "must be at least 1");
+                d
+            }
+            Some(n) => n,
+            None => d,
+        };
+        settings.audit_retention = Duration::from_secs(
+            raw.audit_retention_days
+                .map_or(settings.audit_retention.as_secs(), |d| {
+                    d.saturating_mul(86_400)
+                }),
+        );
+        if let Some(n) = raw.audit_records_per_minute {
+            if n == 0 {
+                errors.push(path, "", "audit_records_per_minute", "must be at least 1");
+            } else {
+                settings.audit_records_per_minute = n;
+            }
+        }
+        settings.max_statement_bytes = count(
+            raw.max_statement_kb,
+            "max_statement_kb",
+            errors,
+            settings.max_statement_bytes >> 10,
+        )
+        .saturating_mul(1024);
+        settings.max_expression_depth = count(
+            raw.max_expression_depth,
+            "max_expression_depth",
+            errors,
+            settings.max_expression_depth,
+        );
+        if settings.max_expression_depth > MAX_EXPRESSION_DEPTH {
+            errors.push(
+                path,
+                "",
+                "max_expression_depth",
+                format!("at most {MAX_EXPRESSION_DEPTH}: deeper expressions need more stack than the query threads have"),
+            );
+            settings.max_expression_depth = MAX_EXPRESSION_DEPTH;
+        }
+        settings.max_plan_nodes = count(
+            raw.max_plan_nodes,
+            "max_plan_nodes",
+            errors,
+            settings.max_plan_nodes,
+        );
+        settings.max_queries_per_principal = count(
+            raw.max_queries_per_principal,
+            "max_queries_per_principal",
+            errors,
+            settings.max_queries_per_principal,
+        );
+        settings.anonymous_max_queries = count(
+            raw.anonymous_max_queries,
+            "anonymous_max_queries",
+            errors,
+            settings.anonymous_max_queries,
+        );
+        settings.query_threads = count(
+            raw.query_threads,
+            "query_threads",
+            errors,
+            settings.query_threads,
+        );
+        settings.anonymous_threads = count(
+            raw.anonymous_threads,
+            "anonymous_threads",
+            errors,
+            settings.anonymous_threads,
+        );
+        settings.max_concurrent_logins = count(
+            raw.max_concurrent_logins,
+            "max_concurrent_logins",
+            errors,
+            settings.max_concurrent_logins,
+        );
+        settings.max_parameter_bytes = count(
+            raw.max_parameter_kb,
+            "max_parameter_kb",
+            errors,
+            settings.max_parameter_bytes >> 10,
+        )
+        .saturating_mul(1024);
+        match raw.max_function_output_mb {
+            Some(0) => errors.push(path, "", "max_function_output_mb", "must be at least 1"),
+            Some(mb) => settings.max_function_output_bytes = mb.saturating_mul(1 << 20),
+            None => {}
+        }
+        match raw.anonymous_memory_limit_mb {
+            Some(0) => errors.push(path, "", "anonymous_memory_limit_mb", "must be at least 1"),
+            Some(mb) => settings.anonymous_memory_limit_bytes = mb.saturating_mul(1 << 20),
+            // a quarter of the (configured) limit
+            None => settings.anonymous_memory_limit_bytes = settings.memory_limit_bytes / 4,
+        }
+        if settings.anonymous_memory_limit_bytes > settings.memory_limit_bytes {
+            errors.push(
+                path,
+                "",
+                "anonymous_memory_limit_mb",
+                "must not exceed memory_limit_mb",
+            );
+        }
+        settings.planning_timeout = secs(
+            raw.planning_timeout_secs,
+            "planning_timeout_secs",
+            errors,
+            settings.planning_timeout,
+        );
+        settings.anonymous_query_timeout = secs(
+            raw.anonymous_query_timeout_secs,
+            "anonymous_query_timeout_secs",
+            errors,
+            settings.anonymous_query_timeout,
+        );
         settings.queue_timeout = secs(
             raw.queue_timeout_secs,
             "queue_timeout_secs",

@@ -25,9 +25,13 @@ pub(crate) enum Error {
     #[error(transparent)]
     Planner(#[from] bund_planner::Error),
     #[error(
-        "server busy: {running} queries are running and none finished within {waited_secs} s; retry later"
+        "server busy: {running} queries of {whose} are running and none finished within {waited_secs} s; retry later"
     )]
-    Busy { running: usize, waited_secs: u64 },
+    Busy {
+        running: usize,
+        whose: &'static str,
+        waited_secs: u64,
+    },
     #[error("query exceeded the server's time limit of {secs} s")]
     Timeout { secs: u64 },
     #[error("query cancelled")]
@@ -118,6 +122,10 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
             P::NotFound { .. } => Status::not_found(p.to_string()),
             P::Refused { .. } | P::Forbidden { .. } => Status::permission_denied(p.to_string()),
             P::UnknownPrincipal { .. } => Status::unauthenticated(p.to_string()),
+            P::Limit { .. } => Status::invalid_argument(p.to_string()),
+            P::Timeout { .. } => Status::deadline_exceeded(
+                "planning the statement ran past the query's time limit".to_string(),
+            ),
             P::Execution(df) => datafusion_status(df, request_id),
         },
         Error::Busy { .. } => Status::resource_exhausted(e.to_string()),

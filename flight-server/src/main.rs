@@ -7,6 +7,7 @@
 mod audit;
 mod auth;
 mod error;
+mod executor;
 mod metadata;
 mod query;
 mod reload;
@@ -213,8 +214,11 @@ async fn serve(
     .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
     audit::install(log);
     tracing::info!(dir = %audit_dir.display(), "audit log open");
+    let executors = Arc::new(
+        executor::Executors::new(&catalog.settings).context("cannot start the query threads")?,
+    );
     let engine = Arc::new(Engine::new(Arc::new(catalog)));
-    let service = service::BundService::new(engine, auth::Signer::from_env());
+    let service = service::BundService::new(engine, auth::Signer::from_env(), executors);
     reload::spawn(opts.clone(), service.engine_slot());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -320,7 +324,11 @@ fn main() -> anyhow::Result<ExitCode> {
         } => {
             init_logging();
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(config, flight_addr, data_dir, example_rows))
+            let code = rt.block_on(serve(config, flight_addr, data_dir, example_rows));
+            // Whatever still runs (a password check, a query's last task) does not hold the
+            // process past its grace period.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Running one query: a slot from the concurrency limit, the stream of Flight data it
-//! produces as the plan runs, its time limit, cancellation, and the log line when it ends.
+//! Running one query: slots from the concurrency limits, the task on a query executor that
+//! runs the plan, the stream of Flight data it produces, its time limit, cancellation, and
+//! the log line and audit record when it ends.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,7 +13,10 @@ use std::time::{Duration, Instant};
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
+use bund_catalogs::Principal;
 use bund_planner::PlannedQuery;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::physical_plan::execute_stream;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,6 +26,7 @@ use tonic::{Code, Status};
 
 use crate::audit::{self, AuditRecord};
 use crate::error::{Error, Result, datafusion_status};
+use crate::executor::Executor;
 
 /// Largest Flight data message: batches are split to stay under it.
 const MAX_FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
@@ -85,34 +90,85 @@ impl Drop for RunningGuard {
     }
 }
 
-/// The concurrency limit: a query holds a slot until its stream ends or is dropped.
+/// The concurrency limits: a query holds a slot of its principal's (all requests without
+/// credentials share one pool) and one of the server's until its stream ends or is
+/// dropped; planning holds them too.
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    slots: Arc<Semaphore>,
+    global: Arc<Semaphore>,
     max: usize,
+    per_principal: usize,
+    anonymous: Arc<Semaphore>,
+    anonymous_max: usize,
+    principals: Mutex<HashMap<String, Arc<Semaphore>>>,
     queue_timeout: Duration,
 }
 
+/// Slots held by one query.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    _own: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
+}
+
 impl Limiter {
-    pub(crate) fn new(max: usize, queue_timeout: Duration) -> Self {
+    pub(crate) fn new(settings: &bund_catalogs::ServerSettings) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(max)),
-            max,
-            queue_timeout,
+            global: Arc::new(Semaphore::new(settings.max_concurrent_queries)),
+            max: settings.max_concurrent_queries,
+            per_principal: settings.max_queries_per_principal,
+            anonymous: Arc::new(Semaphore::new(settings.anonymous_max_queries)),
+            anonymous_max: settings.anonymous_max_queries,
+            principals: Mutex::new(HashMap::new()),
+            queue_timeout: settings.queue_timeout,
         }
     }
 
-    pub(crate) async fn acquire(&self) -> Result<OwnedSemaphorePermit> {
-        match tokio::time::timeout(self.queue_timeout, Arc::clone(&self.slots).acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(Error::Internal("query limiter closed".into())),
-            Err(_) => Err(Error::Busy {
-                running: self.max,
-                waited_secs: self.queue_timeout.as_secs(),
-            }),
-        }
+    /// Waits up to the queue timeout for a slot of the principal's and one of the server's.
+    pub(crate) async fn acquire(&self, principal: &Principal) -> Result<Permit> {
+        let (own, own_max) = if principal.is_anonymous() {
+            (Arc::clone(&self.anonymous), self.anonymous_max)
+        } else {
+            // one entry per principal of the security catalog that ever ran a query
+            let mut map = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+            let s = map
+                .entry(principal.id.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_principal)));
+            (Arc::clone(s), self.per_principal)
+        };
+        let deadline = tokio::time::Instant::now() + self.queue_timeout;
+        let own = match tokio::time::timeout_at(deadline, own.acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(Error::Internal("query limiter closed".into())),
+            Err(_) => {
+                return Err(Error::Busy {
+                    running: own_max,
+                    whose: if principal.is_anonymous() {
+                        "requests without credentials"
+                    } else {
+                        "this principal"
+                    },
+                    waited_secs: self.queue_timeout.as_secs(),
+                });
+            }
+        };
+        let global =
+            match tokio::time::timeout_at(deadline, Arc::clone(&self.global).acquire_owned()).await
+            {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(Error::Internal("query limiter closed".into())),
+                Err(_) => {
+                    return Err(Error::Busy {
+                        running: self.max,
+                        whose: "the server",
+                        waited_secs: self.queue_timeout.as_secs(),
+                    });
+                }
+            };
+        Ok(Permit {
+            _own: own,
+            _global: global,
+        })
     }
 }
 
@@ -123,41 +179,93 @@ pub(crate) struct QueryRun {
     pub(crate) request_id: String,
     pub(crate) qid: String,
     pub(crate) principal: String,
-    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) permit: Permit,
+    /// When the query is stopped, whether or not the client reads.
+    pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
 }
 
-/// Starts executing a planned query and returns its Flight data as it is produced.
+/// What the task running a query sends to the RPC that streams it.
+enum Msg {
+    Batch(RecordBatch),
+    Failed(DataFusionError),
+    /// The plan ran to its end.
+    End,
+}
+
+/// Starts executing a planned query on `executor` and returns its Flight data as it is
+/// produced. The query runs in a task of the executor, which stops it when its deadline
+/// passes, when it is cancelled, or when the client goes away, whether or not the client is
+/// reading; batches reach the RPC through a channel of two.
 pub(crate) fn stream_query(
     planned: PlannedQuery,
     run: QueryRun,
     running: &Arc<Running>,
+    executor: &Executor,
 ) -> Result<FlightDataStream> {
     let schema = Arc::clone(&planned.schema);
-    let batches = execute_stream(planned.physical, planned.task_ctx)
-        .map_err(|e| Error::Planner(bund_planner::Error::Execution(e)))?;
+    let guard = running.register(&run.qid);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(2);
+    let _task = executor.spawn(produce(
+        planned,
+        tx,
+        guard.token.clone(),
+        run.deadline,
+        tracing::Span::current(),
+    ));
     let rows = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&rows);
     let request_id = run.request_id.clone();
-    let batches = batches.map(move |r| match r {
-        Ok(batch) => {
-            counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            Ok(batch)
+    let token = guard.token.clone();
+    let deadline = run.deadline;
+    let secs = run.timeout.as_secs();
+    let batches = futures::stream::unfold(Some(rx), move |rx| {
+        let counted = Arc::clone(&counted);
+        let request_id = request_id.clone();
+        let token = token.clone();
+        async move {
+            let mut rx = rx?;
+            let failed = |error: &Error| {
+                Err(FlightError::Tonic(Box::new(crate::error::status(
+                    error,
+                    &request_id,
+                ))))
+            };
+            match rx.recv().await {
+                Some(Msg::Batch(batch)) => {
+                    counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    Some((Ok(batch), Some(rx)))
+                }
+                Some(Msg::Failed(e)) => Some((
+                    Err(FlightError::Tonic(Box::new(datafusion_status(
+                        &e,
+                        &request_id,
+                    )))),
+                    None,
+                )),
+                Some(Msg::End) => None,
+                // the task stopped without an end: cancelled, past its deadline, or a bug
+                None => {
+                    let error = if token.is_cancelled() {
+                        Error::Cancelled
+                    } else if Instant::now() >= deadline {
+                        Error::Timeout { secs }
+                    } else {
+                        Error::Internal("the query's task stopped without an end".into())
+                    };
+                    Some((failed(&error), None))
+                }
+            }
         }
-        Err(e) => Err(FlightError::Tonic(Box::new(datafusion_status(
-            &e,
-            &request_id,
-        )))),
     });
     let encoded = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_max_flight_data_size(MAX_FLIGHT_DATA_SIZE)
         .build(batches);
-    let guard = running.register(&run.qid);
     let cancelled = guard.token.clone().cancelled_owned();
     Ok(Box::pin(QueryStream {
         inner: Box::pin(encoded),
-        deadline: Box::pin(tokio::time::sleep(run.timeout)),
+        deadline: Box::pin(tokio::time::sleep_until(run.deadline.into())),
         cancelled: Box::pin(cancelled),
         timeout: run.timeout,
         _permit: run.permit,
@@ -172,6 +280,47 @@ pub(crate) fn stream_query(
         audit: Some(run.audit),
         done: false,
     }))
+}
+
+/// The task that runs a query on its executor: it executes the plan and sends its batches
+/// until the plan ends, fails, is cancelled, passes its deadline, or the receiver is gone.
+/// Dropping the plan's stream stops every task DataFusion started for it.
+async fn produce(
+    planned: PlannedQuery,
+    tx: tokio::sync::mpsc::Sender<Msg>,
+    cancel: CancellationToken,
+    deadline: Instant,
+    span: tracing::Span,
+) {
+    let work = async {
+        let mut stream = match execute_stream(planned.physical, planned.task_ctx) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(e)).await;
+                return;
+            }
+        };
+        while let Some(item) = stream.next().await {
+            let msg = match item {
+                Ok(batch) => Msg::Batch(batch),
+                Err(e) => Msg::Failed(e),
+            };
+            let failed = matches!(msg, Msg::Failed(_));
+            if tx.send(msg).await.is_err() || failed {
+                return;
+            }
+        }
+        let _ = tx.send(Msg::End).await;
+    };
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => tracing::info!(parent: &span, "query cancelled"),
+        () = tokio::time::sleep_until(deadline.into()) => {
+            tracing::info!(parent: &span, "query stopped at its deadline");
+        }
+        () = tx.closed() => tracing::debug!(parent: &span, "client went away"),
+        () = work => {}
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +338,7 @@ struct QueryStream {
     deadline: Pin<Box<Sleep>>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     timeout: Duration,
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
     _guard: RunningGuard,
     started: Instant,
     rows: Arc<AtomicU64>,

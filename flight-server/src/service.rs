@@ -25,13 +25,14 @@ use arrow_flight::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bund_catalogs::{BUND_CATALOG, DatasetKind, Principal, ServerSettings};
-use bund_planner::Engine;
+use bund_planner::{Engine, PlannedQuery};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use std::time::{Duration, Instant};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -40,6 +41,7 @@ use tracing::Instrument;
 
 use crate::auth::{Claims, Kind, Signer, parse_basic};
 use crate::error::{Error, Result, status};
+use crate::executor::{Executors, Stopped};
 use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, SQL_INFO, XDBC_TYPES};
 use crate::query::{FlightDataStream, Limiter, QueryRun, Running, stream_query};
 
@@ -55,6 +57,7 @@ pub(crate) type EngineSlot = Arc<RwLock<Arc<Engine>>>;
 
 pub(crate) struct BundService {
     engine: EngineSlot,
+    executors: Arc<Executors>,
     signer: Signer,
     settings: ServerSettings,
     limiter: Limiter,
@@ -78,6 +81,14 @@ impl BoundHandles {
                 self.by_handle.remove(&old);
             }
         }
+    }
+}
+
+/// The error of planning that produced no plan on its executor.
+fn planning_stopped(stopped: Stopped) -> Error {
+    match stopped {
+        Stopped::Deadline => Error::Planner(bund_planner::Error::Timeout { secs: 0 }),
+        Stopped::Panicked(message) => Error::Internal(format!("planning panicked: {message}")),
     }
 }
 
@@ -187,10 +198,11 @@ fn empty(schema: &SchemaRef) -> (SchemaRef, RecordBatch) {
 }
 
 impl BundService {
-    pub(crate) fn new(engine: Arc<Engine>, signer: Signer) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, signer: Signer, executors: Arc<Executors>) -> Self {
         let settings = engine.catalog().settings.clone();
         Self {
-            limiter: Limiter::new(settings.max_concurrent_queries, settings.queue_timeout),
+            limiter: Limiter::new(&settings),
+            executors,
             engine: Arc::new(RwLock::new(engine)),
             signer,
             settings,
@@ -288,7 +300,11 @@ impl BundService {
         audit::note_statement(&sql);
         let batch = params.as_deref().map(decode_params).transpose()?;
         let engine = self.engine();
-        let planned = engine.plan(principal, &sql, batch.as_ref()).await?;
+        let _permit = self.limiter.acquire(principal).await?;
+        let deadline = Instant::now() + self.query_timeout(principal);
+        let schema = self
+            .plan(principal, &sql, batch, deadline, |p| p.schema)
+            .await?;
         let mut claims = Claims::new(Kind::Ticket, &principal.id, self.settings.ticket_ttl);
         claims.pv = Some(engine.catalog().version.clone());
         claims.sql = Some(sql);
@@ -300,7 +316,48 @@ impl BundService {
         }
         .as_any()
         .encode_to_vec();
-        flight_info(&planned.schema, ticket, descriptor)
+        flight_info(&schema, ticket, descriptor)
+    }
+
+    /// The time limit of a principal's queries.
+    fn query_timeout(&self, principal: &Principal) -> Duration {
+        if principal.is_anonymous() {
+            self.settings.anonymous_query_timeout
+        } else {
+            self.settings.query_timeout
+        }
+    }
+
+    /// The end of planning for a query that must end by `deadline`.
+    fn planning_deadline(&self, deadline: Instant) -> Instant {
+        deadline.min(Instant::now() + self.settings.planning_timeout)
+    }
+
+    /// Plans a statement on the principal's executor, under the planning deadline, and
+    /// returns what `keep` takes of the plan there. (A plan is dropped where it was made:
+    /// dropping a deep expression tree recurses as deeply as planning it did.)
+    async fn plan<T: Send + 'static>(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: Option<RecordBatch>,
+        deadline: Instant,
+        keep: impl FnOnce(PlannedQuery) -> T + Send + 'static,
+    ) -> Result<T> {
+        let engine = self.engine();
+        let who = Arc::new(principal.clone());
+        let text = sql.to_string();
+        let until = self.planning_deadline(deadline);
+        let work = async move {
+            engine
+                .plan_until(&who, &text, params.as_ref(), Some(until))
+                .await
+                .map(keep)
+        };
+        match self.executors.of(principal).run(work, until).await {
+            Ok(planned) => Ok(planned?),
+            Err(stopped) => Err(planning_stopped(stopped)),
+        }
     }
 
     /// GetFlightInfo of a metadata command: the ticket is the command itself (it carries
@@ -663,15 +720,10 @@ impl FlightSqlService for BundService {
             })?;
             audit::note_statement(&sql);
             let params = claims.params.as_deref().map(decode_params).transpose()?;
-            let permit = self.limiter.acquire().await?;
-            let planned = tokio::time::timeout(
-                self.settings.query_timeout,
-                self.engine().plan(&principal, &sql, params.as_ref()),
-            )
-            .await
-            .map_err(|_| Error::Timeout {
-                secs: self.settings.query_timeout.as_secs(),
-            })??;
+            let permit = self.limiter.acquire(&principal).await?;
+            let timeout = self.query_timeout(&principal);
+            let deadline = Instant::now() + timeout;
+            let planned = self.plan(&principal, &sql, params, deadline, |p| p).await?;
             tracing::info!(principal = %principal.id, sql = %sql, "query started");
             let mut record =
                 AuditRecord::new(&rid, "DoGet(Statement)", &principal.id, &principal.roles);
@@ -684,9 +736,11 @@ impl FlightSqlService for BundService {
                 qid: claims.qid.unwrap_or_default(),
                 principal: principal.id.clone(),
                 permit,
-                timeout: self.settings.query_timeout,
+                deadline,
+                timeout,
             };
-            stream_query(planned, run, &self.running).map(Response::new)
+            stream_query(planned, run, &self.running, self.executors.of(&principal))
+                .map(Response::new)
         };
         traced("DoGet(Statement)", fut, &rid).await
     }
@@ -817,7 +871,18 @@ impl FlightSqlService for BundService {
             let principal = self.principal(request.metadata())?;
             let engine = self.engine();
             audit::note_statement(&query.query);
-            let info = engine.prepare(&principal, &query.query).await?;
+            let _permit = self.limiter.acquire(&principal).await?;
+            let until = self.planning_deadline(Instant::now() + self.query_timeout(&principal));
+            let (planner, who, text) = (
+                Arc::clone(&engine),
+                Arc::clone(&principal),
+                query.query.clone(),
+            );
+            let work = async move { planner.prepare_until(&who, &text, Some(until)).await };
+            let info = match self.executors.of(&principal).run(work, until).await {
+                Ok(info) => info?,
+                Err(stopped) => return Err(planning_stopped(stopped)),
+            };
             let mut claims = Claims::new(Kind::Prepared, &principal.id, self.settings.prepared_ttl);
             claims.pv = Some(engine.catalog().version.clone());
             claims.sql = Some(query.query);

@@ -4,6 +4,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use std::sync::Mutex;
+use std::time::Instant;
+
+use datafusion::execution::runtime_env::RuntimeEnv;
 
 use bund_catalogs::{Access, BUND_CATALOG, Catalog, Principal, session_config};
 use datafusion::arrow::array::RecordBatch;
@@ -15,6 +18,8 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
 use datafusion::optimizer::{Analyzer, Optimizer, OptimizerRule};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
@@ -22,9 +27,14 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_
 use crate::barrier::BundQueryPlanner;
 use crate::error::{Error, Result};
 use crate::guard::{StatementKind, check_statement};
+use crate::limits::{Deadline, Limits, check_plan_size, check_text, interleave};
+use crate::memory::CappedPool;
+use crate::prune::PruneWithMovedPredicates;
 use crate::pushdown::PushSafePredicates;
+use crate::redact::{Show, redact};
 use crate::rewrite::{SecureScanRule, Touched};
 use crate::source::PushToSource;
+use crate::yields::YieldBetweenBatches;
 
 /// Schemas DataFusion answers itself; every other name must be a catalog dataset.
 const INFORMATION_SCHEMA: &str = "information_schema";
@@ -33,6 +43,9 @@ const INFORMATION_SCHEMA: &str = "information_schema";
 pub struct Engine {
     catalog: Arc<Catalog>,
     base: SessionState,
+    /// The runtime of queries without credentials: the catalog's, with a memory pool capped
+    /// at `anonymous_memory_limit_bytes` inside the shared one.
+    public_runtime: Arc<RuntimeEnv>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -94,6 +107,16 @@ fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules
 }
 
+/// DataFusion's physical optimizer rules, then Bund's: pruning by the user's predicates
+/// that moved below a barrier (`prune.rs`), and yield points after operators that multiply
+/// their input (`yields.rs`).
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    rules.push(Arc::new(PruneWithMovedPredicates));
+    rules.push(Arc::new(YieldBetweenBatches));
+    rules
+}
+
 impl Engine {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let mut base = SessionStateBuilder::new()
@@ -102,6 +125,7 @@ impl Engine {
             .with_default_features()
             .with_query_planner(Arc::new(BundQueryPlanner))
             .with_optimizer_rules(optimizer_rules())
+            .with_physical_optimizer_rules(physical_optimizer_rules())
             .build();
         // Users' sessions know every Bund function except those that carry secrets: policies
         // hold those as planned expressions, users cannot name them.
@@ -109,7 +133,22 @@ impl Engine {
         for name in bund_udfs::POLICY_ONLY {
             let _removed = base.deregister_udf(name);
         }
-        Self { catalog, base }
+        let shared = catalog.runtime();
+        let public_runtime = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(CappedPool::new(
+                Arc::clone(&shared.memory_pool),
+                usize::try_from(catalog.settings.anonymous_memory_limit_bytes)
+                    .unwrap_or(usize::MAX),
+            )),
+            disk_manager: Arc::clone(&shared.disk_manager),
+            cache_manager: Arc::clone(&shared.cache_manager),
+            object_store_registry: Arc::clone(&shared.object_store_registry),
+        });
+        Self {
+            catalog,
+            base,
+            public_runtime,
+        }
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -129,7 +168,11 @@ impl Engine {
     /// The session a principal's statement is planned in: a catalog of the datasets granted
     /// to it, with the columns it may see, and the secure-scan rewrite first among the
     /// analyzer rules.
-    fn session(&self, principal: &Principal) -> Result<PrincipalSession> {
+    fn session(
+        &self,
+        principal: &Principal,
+        deadline: Option<Instant>,
+    ) -> Result<PrincipalSession> {
         let access = self.access(principal)?;
         let catalogs = MemoryCatalogProviderList::new();
         let _previous = catalogs.register_catalog(BUND_CATALOG.to_string(), access.catalog());
@@ -143,10 +186,25 @@ impl Engine {
                 Arc::clone(&touched),
             )),
         );
-        let state = SessionStateBuilder::new_from_existing(self.base.clone())
-            .with_catalog_list(Arc::new(catalogs))
-            .with_analyzer_rules(rules)
-            .build();
+        let mut builder = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(Arc::new(catalogs));
+        if principal.is_anonymous() {
+            builder = builder.with_runtime_env(Arc::clone(&self.public_runtime));
+        }
+        let state = match deadline {
+            Some(at) => {
+                let d = Deadline(at);
+                builder
+                    .with_analyzer_rules(interleave(rules, Arc::new(d)))
+                    .with_optimizer_rules(interleave(optimizer_rules(), Arc::new(d)))
+                    .with_physical_optimizer_rules(interleave(
+                        physical_optimizer_rules(),
+                        Arc::new(d),
+                    ))
+                    .build()
+            }
+            None => builder.with_analyzer_rules(rules).build(),
+        };
         Ok(PrincipalSession {
             state,
             access,
@@ -154,8 +212,19 @@ impl Engine {
         })
     }
 
+    /// The limits every statement is planned under.
+    pub fn limits(&self) -> Limits {
+        let s = &self.catalog.settings;
+        Limits {
+            max_statement_bytes: s.max_statement_bytes,
+            max_expression_depth: s.max_expression_depth,
+            max_plan_nodes: s.max_plan_nodes,
+        }
+    }
+
     /// Parses one statement, rewrites `?` placeholders to `$1…$n` and applies the guard.
     fn parse(&self, state: &SessionState, sql: &str) -> Result<(DfStatement, StatementKind)> {
+        check_text(sql, &self.limits())?;
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state
             .sql_to_statement(sql, &dialect)
@@ -211,6 +280,7 @@ impl Engine {
             .statement_to_plan(statement)
             .await
             .map_err(Error::from_planning)?;
+        check_plan_size(&plan, self.limits().max_plan_nodes)?;
         Ok((plan, kind))
     }
 
@@ -222,7 +292,19 @@ impl Engine {
         sql: &str,
         params: Option<&RecordBatch>,
     ) -> Result<PlannedQuery> {
-        let session = self.session(principal)?;
+        self.plan_until(principal, sql, params, None).await
+    }
+
+    /// [`Engine::plan`] that stops with [`Error::Timeout`] at the first rule boundary past
+    /// `deadline`.
+    pub async fn plan_until(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: Option<&RecordBatch>,
+        deadline: Option<Instant>,
+    ) -> Result<PlannedQuery> {
+        let session = self.session(principal, deadline)?;
         let (plan, kind) = self.logical_plan(&session, sql).await?;
         let state = &session.state;
         let expected = plan.get_parameter_names().map_err(Error::from_planning)?;
@@ -239,6 +321,7 @@ impl Engine {
             None => plan,
         };
         let plan = client_facing(plan)?;
+        crate::patterns::check_patterns(&plan).map_err(Error::from_planning)?;
         let physical = state
             .create_physical_plan(&plan)
             .await
@@ -248,6 +331,17 @@ impl Engine {
             .lock()
             .map(|t| t.clone())
             .unwrap_or_default();
+        // EXPLAIN ANALYZE: what the principal may not see is not counted for it either.
+        let through_views = touched.datasets.iter().any(|key| {
+            key.split_once('.')
+                .is_none_or(|(schema, name)| session.access.visible(schema, name).is_none())
+        });
+        let show = if through_views {
+            Show::Nothing
+        } else {
+            Show::AboveBarriers
+        };
+        let physical = redact(physical, show).map_err(Error::from_planning)?;
         Ok(PlannedQuery {
             kind,
             schema: physical.schema(),
@@ -260,7 +354,7 @@ impl Engine {
     /// The statement as the SQL planner builds it for the principal, before the security
     /// rewrite and the optimizer (for tools and the rewrite benchmark).
     pub async fn sql_plan(&self, principal: &Principal, sql: &str) -> Result<LogicalPlan> {
-        let session = self.session(principal)?;
+        let session = self.session(principal, None)?;
         Ok(self.logical_plan(&session, sql).await?.0)
     }
 
@@ -283,7 +377,17 @@ impl Engine {
 
     /// Plans a statement without values to describe its result and its parameters.
     pub async fn prepare(&self, principal: &Principal, sql: &str) -> Result<PreparedInfo> {
-        let session = self.session(principal)?;
+        self.prepare_until(principal, sql, None).await
+    }
+
+    /// [`Engine::prepare`] under a deadline, as [`Engine::plan_until`].
+    pub async fn prepare_until(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        deadline: Option<Instant>,
+    ) -> Result<PreparedInfo> {
+        let session = self.session(principal, deadline)?;
         let (plan, _) = self.logical_plan(&session, sql).await?;
         let fields = plan.get_parameter_fields().map_err(Error::from_planning)?;
         let mut ids: Vec<(usize, String)> = Vec::with_capacity(fields.len());

@@ -25,6 +25,12 @@ pub enum Error {
     /// Bound parameters that do not fit the statement.
     #[error("bad parameters: {message}")]
     Parameters { message: String },
+    /// The statement is larger, deeper or plans to more than the server accepts.
+    #[error("{message}")]
+    Limit { message: String },
+    /// Planning ran past the query's deadline.
+    #[error("planning the statement took longer than the server allows ({secs} s)")]
+    Timeout { secs: u64 },
     /// A failure while running the query.
     #[error("{0}")]
     Execution(DataFusionError),
@@ -33,6 +39,10 @@ pub enum Error {
 impl Error {
     /// Classifies an error DataFusion raised while planning.
     pub(crate) fn from_planning(e: DataFusionError) -> Self {
+        if matches!(e.find_root(), DataFusionError::External(x) if x.is::<crate::limits::PlanningTimedOut>())
+        {
+            return Self::Timeout { secs: 0 };
+        }
         match e {
             DataFusionError::SQL(e, _) => Self::Syntax {
                 message: e.to_string(),

@@ -9,12 +9,22 @@ mod barrier;
 mod engine;
 mod error;
 mod guard;
+mod limits;
+mod memory;
+mod patterns;
+mod prune;
 mod pushdown;
+mod redact;
 mod rewrite;
 mod source;
+mod yields;
 
-pub use barrier::{BarrierExec, SecurityBarrier};
+pub use barrier::{BarrierExec, BarrierKind, SecurityBarrier};
 pub use engine::{Engine, PlannedQuery, PreparedInfo, client_type};
 pub use error::{Error, Result};
 pub use guard::{StatementKind, check_statement};
+pub use limits::{Limits, MAX_PLAN_DEPTH};
 pub use rewrite::Touched;
+
+#[cfg(test)]
+mod tests;

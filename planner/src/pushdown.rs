@@ -17,22 +17,32 @@
 //!
 //! Everything else — function calls, arithmetic, CASE, casts that can fail, subqueries,
 //! parameters — stays above the barrier. Runs right after DataFusion's `PushDownFilter`,
-//! which has by then moved the user's filters down to the barrier; the next pass of
-//! `PushDownFilter` takes the moved conjuncts on into the scan.
+//! which has by then moved the user's filters down to the barrier.
+//!
+//! Where the dataset has a row filter, the moved conjuncts go above its
+//! [`BarrierKind::RowFilter`] barrier, so they are evaluated only on the rows the row filter
+//! kept (the rule of the hostile-input work: no expression from the user's SQL is ever
+//! evaluated on a row the row filter rejects). A copy goes into the scan's filters, where
+//! the source uses it to skip data it can prove irrelevant — Parquet row groups and pages by
+//! their statistics — or sends it to its database, where only expressions that cannot fail
+//! there are sent (`bund_catalogs`' pushdown rules). Without a row filter the next pass of
+//! `PushDownFilter` takes them on into the scan as before.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Result};
+use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, ExprSchemable, Extension, Filter, LogicalPlan, Operator, Projection,
+    BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, Operator, Projection,
+    TableProviderFilterPushDown,
 };
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
-use crate::barrier::SecurityBarrier;
+use crate::barrier::{BarrierKind, SecurityBarrier};
 
 #[derive(Debug, Default)]
 pub(crate) struct PushSafePredicates;
@@ -58,10 +68,8 @@ impl OptimizerRule for PushSafePredicates {
         let LogicalPlan::Filter(filter) = plan else {
             return Ok(Transformed::no(plan));
         };
-        let barrier = match filter.input.as_ref() {
-            LogicalPlan::Extension(e) => e.node.as_any().downcast_ref::<SecurityBarrier>(),
-            _ => None,
-        };
+        let barrier =
+            SecurityBarrier::of(filter.input.as_ref()).filter(|b| b.kind == BarrierKind::Policy);
         let Some(barrier) = barrier else {
             return Ok(Transformed::no(LogicalPlan::Filter(filter)));
         };
@@ -79,12 +87,7 @@ impl OptimizerRule for PushSafePredicates {
             return Ok(Transformed::no(LogicalPlan::Filter(filter)));
         };
         let inner = push_under_masks(barrier.input.clone(), moved)?;
-        let barrier = LogicalPlan::Extension(Extension {
-            node: Arc::new(SecurityBarrier {
-                dataset: barrier.dataset.clone(),
-                input: inner,
-            }),
-        });
+        let barrier = SecurityBarrier::wrap(&barrier.dataset, BarrierKind::Policy, inner);
         let plan = match conjunction(above) {
             Some(rest) => LogicalPlan::Filter(Filter::try_new(rest, Arc::new(barrier))?),
             None => barrier,
@@ -132,11 +135,13 @@ fn translate(predicate: &Expr, raw: &[Option<Column>], schema: &DFSchema) -> Opt
 }
 
 /// `Projection(masks) ← input` becomes `Projection(masks) ← Filter(predicate) ← input`;
-/// a barrier without a masking projection gets the filter directly below it.
+/// a barrier without a masking projection gets the filter directly below it. When `input`
+/// is the row filter's barrier, the predicate is also copied into the scan below it.
 fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> {
     match input {
         LogicalPlan::Projection(p) => {
-            let filtered = LogicalPlan::Filter(Filter::try_new(predicate, p.input)?);
+            let below = copy_into_scan(Arc::unwrap_or_clone(p.input), &predicate)?;
+            let filtered = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(below))?);
             Ok(LogicalPlan::Projection(Projection::try_new_with_schema(
                 p.expr,
                 Arc::new(filtered),
@@ -148,6 +153,47 @@ fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> 
             Arc::new(other),
         )?)),
     }
+}
+
+/// `RowFilterBarrier ← Filter(row filter)* ← TableScan` with the conjuncts of `predicate` that
+/// the scan's source can use added to the scan's filters (deduplicated). The source uses
+/// them to skip data, or sends them to its database, and the predicate is still evaluated
+/// above the row filter's barrier; anything else is returned as it is.
+fn copy_into_scan(plan: LogicalPlan, predicate: &Expr) -> Result<LogicalPlan> {
+    fn into_scan(plan: LogicalPlan, conjuncts: &[Expr]) -> Result<LogicalPlan> {
+        match plan {
+            LogicalPlan::Filter(f) => {
+                let input = into_scan(Arc::unwrap_or_clone(f.input), conjuncts)?;
+                Ok(LogicalPlan::Filter(Filter::try_new(
+                    f.predicate,
+                    Arc::new(input),
+                )?))
+            }
+            LogicalPlan::TableScan(mut scan) => {
+                let provider = source_as_provider(&scan.source)?;
+                let refs: Vec<&Expr> = conjuncts.iter().collect();
+                let support = provider.supports_filters_pushdown(&refs)?;
+                for (c, s) in conjuncts.iter().zip(support) {
+                    if s != TableProviderFilterPushDown::Unsupported && !scan.filters.contains(c) {
+                        scan.filters.push(c.clone());
+                    }
+                }
+                Ok(LogicalPlan::TableScan(scan))
+            }
+            other => Ok(other),
+        }
+    }
+    let Some(barrier) = SecurityBarrier::of(&plan).filter(|b| b.kind == BarrierKind::RowFilter)
+    else {
+        return Ok(plan);
+    };
+    let conjuncts = split_conjunction_owned(predicate.clone());
+    let inner = into_scan(barrier.input.clone(), &conjuncts)?;
+    Ok(SecurityBarrier::wrap(
+        &barrier.dataset,
+        BarrierKind::RowFilter,
+        inner,
+    ))
 }
 
 /// True when evaluating `expr` over rows of `schema` cannot raise an error for any row.
@@ -183,9 +229,11 @@ fn cannot_fail(expr: &Expr, schema: &DFSchema) -> bool {
         | Expr::IsNotUnknown(e) => ok(e),
         Expr::Between(b) => ok(&b.expr) && ok(&b.low) && ok(&b.high),
         Expr::InList(l) => ok(&l.expr) && l.list.iter().all(ok),
+        // A pattern is compiled when the predicate first runs; one that cannot be (too
+        // large for the regular-expression engine) fails on any row that reaches it.
         Expr::Like(l) => {
             l.escape_char.is_none()
-                && matches!(l.pattern.as_ref(), Expr::Literal(..))
+                && matches!(l.pattern.as_ref(), Expr::Literal(v, _) if crate::patterns::like_compiles(v, l.case_insensitive).is_ok())
                 && ok(&l.expr)
         }
         Expr::TryCast(c) => ok(&c.expr),

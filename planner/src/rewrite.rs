@@ -5,8 +5,9 @@
 //! ```text
 //! SecurityBarrier            the user's query sees only this
 //!   Projection: masks        masked values keep their column's name and type
-//!     Filter: row filter     on raw rows, restrictions ANDed
-//!       TableScan: source
+//!     RowFilterBarrier       (with a row filter) what moves below SecurityBarrier stops here
+//!       Filter: row filter   on raw rows, restrictions ANDed; evaluated first and alone
+//!         TableScan: source
 //! ```
 //!
 //! and every inlined view dataset (topic, open) gets its own policy the same way above its
@@ -22,10 +23,10 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, Result, ScalarValue, TableReference, plan_err};
 use datafusion::datasource::{provider_as_source, source_as_provider};
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder, TableScan, lit};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan, lit};
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::barrier::SecurityBarrier;
+use crate::barrier::{BarrierKind, SecurityBarrier};
 
 /// Table functions that read no data and may be scanned as they are.
 pub(crate) const HARMLESS_TABLE_FUNCTIONS: &[&str] = &["generate_series", "range"];
@@ -164,7 +165,12 @@ impl SecureScanRule {
         };
         let mut builder = LogicalPlanBuilder::from(input);
         if let Some(filter) = &policy.row_filter {
-            builder = builder.filter(filter.clone())?;
+            let filtered = builder.filter(filter.clone())?.build()?;
+            builder = LogicalPlanBuilder::from(SecurityBarrier::wrap(
+                key,
+                BarrierKind::RowFilter,
+                filtered,
+            ));
         }
         let schema = Arc::clone(builder.schema());
         let mut exprs = Vec::with_capacity(outputs.len());
@@ -181,12 +187,7 @@ impl SecureScanRule {
             exprs.push(value.alias_qualified(q.clone(), name));
         }
         let masked = builder.project(exprs)?.build()?;
-        Ok(LogicalPlan::Extension(Extension {
-            node: Arc::new(SecurityBarrier {
-                dataset: key.to_string(),
-                input: masked,
-            }),
-        }))
+        Ok(SecurityBarrier::wrap(key, BarrierKind::Policy, masked))
     }
 }
 
