@@ -55,7 +55,10 @@ pub fn audit_log_schema() -> SchemaRef {
         text("principal", false),
         list("roles"),
         text("rpc", false),
+        text("client", true),
         text("statement", true),
+        Field::new("statement_bytes", DataType::Int64, true),
+        text("statement_sha256", true),
         list("datasets"),
         list("policies"),
         Field::new("rows", DataType::Int64, true),
@@ -64,6 +67,7 @@ pub fn audit_log_schema() -> SchemaRef {
         text("outcome", false),
         text("code", true),
         text("error", true),
+        Field::new("suppressed", DataType::Int64, true),
     ]))
 }
 /// Schema names that bureaus cannot take.

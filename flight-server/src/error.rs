@@ -38,6 +38,14 @@ pub(crate) enum Error {
     Cancelled,
     #[error("{0} is not supported by Bund")]
     Unsupported(&'static str),
+    #[error(
+        "too many requests from this principal or address: its audit budget is spent; retry after {retry_after_secs} s"
+    )]
+    RateLimited { retry_after_secs: u64 },
+    #[error(
+        "the audit log cannot be written (is its disk full?); no request is served until it can be: retry later"
+    )]
+    AuditUnwritable,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -132,6 +140,11 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
         Error::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
         Error::Cancelled => Status::cancelled(e.to_string()),
         Error::Unsupported(_) => Status::unimplemented(e.to_string()),
+        Error::RateLimited { .. } => Status::resource_exhausted(e.to_string()),
+        Error::AuditUnwritable => {
+            tracing::error!(request_id, "refused: the audit log cannot be written");
+            Status::unavailable(e.to_string())
+        }
         Error::Internal(detail) => {
             tracing::error!(request_id, detail, "internal error");
             Status::internal(format!("internal error (request id {request_id})"))
@@ -171,6 +184,44 @@ pub(crate) fn datafusion_status(e: &DataFusionError, request_id: &str) -> Status
             Status::internal(format!("internal error (request id {request_id})"))
         }
     }
+}
+
+/// What the audit records of a failure while running: its kind, never its text, which may
+/// quote a value of a row (a failed cast quotes the value) that the auditor's own grants
+/// do not show. A data source's failure keeps the source's name and, where it concerns the
+/// connection rather than a row, its message.
+pub(crate) fn audit_text(e: &DataFusionError) -> String {
+    if let Some(source) = bund_catalogs::source_error(e) {
+        return match source.kind {
+            SourceErrorKind::Unavailable | SourceErrorKind::Timeout => source.to_string(),
+            SourceErrorKind::Remote => format!(
+                "data source `{}` failed the query (its message is withheld from the audit)",
+                source.source
+            ),
+        };
+    }
+    let kind = match e.find_root() {
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            ArrowError::DivideByZero => "division by zero",
+            ArrowError::CastError(_) => "a value could not be cast",
+            ArrowError::ParseError(_) => "a value could not be parsed",
+            ArrowError::ArithmeticOverflow(_) => "an arithmetic overflow",
+            ArrowError::InvalidArgumentError(_) | ArrowError::ComputeError(_) => {
+                "a function rejected a value"
+            }
+            ArrowError::MemoryError(_) => "out of memory",
+            _ => "an internal error",
+        },
+        DataFusionError::ResourcesExhausted(_) => "the query needed more memory than allowed",
+        DataFusionError::ParquetError(_)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_) => "a data source could not be read",
+        DataFusionError::Execution(_) | DataFusionError::Plan(_) | DataFusionError::SQL(..) => {
+            "the query failed while running"
+        }
+        _ => "an internal error",
+    };
+    format!("{kind} (the error's text is withheld from the audit: it may quote a row's values)")
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

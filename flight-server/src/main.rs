@@ -29,8 +29,9 @@ const DEFAULT_CONFIG: &str = "examples/shanghai";
 const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 /// How long open connections may drain after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-/// Messages clients may send (bound parameters, large statements).
-const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+/// Largest message a client may send: a statement (`max_statement_kb`, 4 MiB by default)
+/// or one message of bound parameters (`max_parameter_kb`), with room to spare.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Parser)]
 #[command(
@@ -208,8 +209,12 @@ async fn serve(
     let audit_dir = catalog.settings.audit_dir(&opts.data_dir);
     let log = audit::AuditLog::open(
         &audit_dir,
-        catalog.settings.audit_max_file_bytes,
-        catalog.settings.audit_max_files,
+        audit::AuditSettings {
+            max_file_bytes: catalog.settings.audit_max_file_bytes,
+            max_files: catalog.settings.audit_max_files,
+            retention: catalog.settings.audit_retention,
+            records_per_minute: catalog.settings.audit_records_per_minute,
+        },
     )
     .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
     audit::install(log);
@@ -248,6 +253,7 @@ async fn serve(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!("connections still open {} s after the signal; stopping anyway", SHUTDOWN_GRACE.as_secs()),
     }
+    audit::flush(std::time::Duration::from_secs(2));
     eprintln!("bund: stopped");
     Ok(ExitCode::SUCCESS)
 }

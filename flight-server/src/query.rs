@@ -25,7 +25,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
 use crate::audit::{self, AuditRecord};
-use crate::error::{Error, Result, datafusion_status};
+use crate::error::{Error, Result, audit_text, datafusion_status};
 use crate::executor::Executor;
 
 /// Largest Flight data message: batches are split to stay under it.
@@ -219,7 +219,11 @@ pub(crate) fn stream_query(
     let token = guard.token.clone();
     let deadline = run.deadline;
     let secs = run.timeout.as_secs();
+    // a failure's audit text: its kind, not its message (see `error::audit_text`)
+    let audit_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let noted = Arc::clone(&audit_error);
     let batches = futures::stream::unfold(Some(rx), move |rx| {
+        let noted = Arc::clone(&noted);
         let counted = Arc::clone(&counted);
         let request_id = request_id.clone();
         let token = token.clone();
@@ -236,13 +240,18 @@ pub(crate) fn stream_query(
                     counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     Some((Ok(batch), Some(rx)))
                 }
-                Some(Msg::Failed(e)) => Some((
-                    Err(FlightError::Tonic(Box::new(datafusion_status(
-                        &e,
-                        &request_id,
-                    )))),
-                    None,
-                )),
+                Some(Msg::Failed(e)) => {
+                    if let Ok(mut n) = noted.lock() {
+                        *n = Some(audit_text(&e));
+                    }
+                    Some((
+                        Err(FlightError::Tonic(Box::new(datafusion_status(
+                            &e,
+                            &request_id,
+                        )))),
+                        None,
+                    ))
+                }
                 Some(Msg::End) => None,
                 // the task stopped without an end: cancelled, past its deadline, or a bug
                 None => {
@@ -278,6 +287,7 @@ pub(crate) fn stream_query(
         outcome: Outcome::Dropped,
         failure: None,
         audit: Some(run.audit),
+        audit_error,
         done: false,
     }))
 }
@@ -349,6 +359,8 @@ struct QueryStream {
     /// The status a failed query ended with.
     failure: Option<(Code, String)>,
     audit: Option<AuditRecord>,
+    /// The audit text of a failure while running, when there was one.
+    audit_error: Arc<Mutex<Option<String>>>,
     done: bool,
 }
 
@@ -435,7 +447,13 @@ impl Drop for QueryStream {
             .to_string();
             if let Some((code, message)) = self.failure.take() {
                 record.code = Some(format!("{code:?}"));
-                record.error = Some(message);
+                let text = self
+                    .audit_error
+                    .lock()
+                    .ok()
+                    .and_then(|mut t| t.take())
+                    .unwrap_or(message);
+                record.set_error(&text);
             }
             audit::append(record);
         }

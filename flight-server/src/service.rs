@@ -36,11 +36,11 @@ use std::time::{Duration, Instant};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::audit::{self, AuditRecord};
+use crate::audit;
 use tracing::Instrument;
 
 use crate::auth::{Claims, Kind, Signer, parse_basic};
-use crate::error::{Error, Result, status};
+use crate::error::{Error, Result, audit_text, status};
 use crate::executor::{Executors, Stopped};
 use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, SQL_INFO, XDBC_TYPES};
 use crate::query::{FlightDataStream, Limiter, QueryRun, Running, stream_query};
@@ -48,8 +48,11 @@ use crate::query::{FlightDataStream, Limiter, QueryRun, Running, stream_query};
 /// Table types Bund reports.
 const TABLE_TYPES: &[&str] = &["TABLE", "VIEW"];
 /// Prepared handles whose parameters were bound, kept for clients that ignore the updated
-/// handle of DoPutPreparedStatementResult. Bounded; the oldest binding is dropped first.
-const MAX_BOUND_HANDLES: usize = 10_000;
+/// handle of DoPutPreparedStatementResult: at most this many bytes of handles (each holds
+/// its statement and its parameters); the oldest binding is dropped first.
+const MAX_BOUND_BYTES: usize = 64 << 20;
+/// Longest user name or password accepted at login.
+const MAX_CREDENTIAL_BYTES: usize = 1024;
 
 /// The engine of the current configuration; a reload replaces it, queries already planned
 /// keep the one they started with.
@@ -63,25 +66,49 @@ pub(crate) struct BundService {
     limiter: Limiter,
     running: Arc<Running>,
     bound: Mutex<BoundHandles>,
+    /// Password checks running at once.
+    logins: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
 struct BoundHandles {
     by_handle: HashMap<Vec<u8>, Vec<u8>>,
     order: std::collections::VecDeque<Vec<u8>>,
+    /// Bytes of the handles held, both sides.
+    bytes: usize,
 }
 
 impl BoundHandles {
     fn insert(&mut self, original: Vec<u8>, bound: Vec<u8>) {
-        if self.by_handle.insert(original.clone(), bound).is_none() {
-            self.order.push_back(original);
-        }
-        while self.order.len() > MAX_BOUND_HANDLES {
-            if let Some(old) = self.order.pop_front() {
-                self.by_handle.remove(&old);
+        let size = original.len() + bound.len();
+        match self.by_handle.insert(original.clone(), bound) {
+            Some(previous) => self.bytes = self.bytes + size - original.len() - previous.len(),
+            None => {
+                self.bytes += size;
+                self.order.push_back(original);
             }
         }
+        while self.bytes > MAX_BOUND_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.forget(&old);
+        }
     }
+
+    fn forget(&mut self, original: &[u8]) {
+        if let Some(bound) = self.by_handle.remove(original) {
+            self.bytes -= original.len() + bound.len();
+        }
+    }
+}
+
+/// Whether the current request's source may go on (see `audit`).
+fn admit() -> Result<()> {
+    audit::admit(&audit::context().source()).map_err(|r| match r {
+        audit::Refusal::Unwritable => Error::AuditUnwritable,
+        audit::Refusal::Budget { retry_after_secs } => Error::RateLimited { retry_after_secs },
+    })
 }
 
 /// The error of planning that produced no plan on its executor.
@@ -96,24 +123,35 @@ fn new_request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// Runs one RPC inside a span carrying its request id and maps its error to a status.
+/// The client's address, for the audit and its budgets.
+fn peer<T>(request: &Request<T>) -> Option<String> {
+    request.remote_addr().map(|a| a.ip().to_string())
+}
+
+/// Runs one RPC inside a span carrying its request id, maps its error to a status and
+/// writes its audit record (a query stream writes its own when it ends).
 async fn traced<T>(
     method: &'static str,
+    client: Option<String>,
     fut: impl std::future::Future<Output = Result<T>>,
     request_id: &str,
 ) -> Result<T, Status> {
     let span = tracing::info_span!("rpc", method, request_id);
-    let (result, ctx) = audit::with_context(fut.instrument(span.clone())).await;
+    let (result, ctx) = audit::with_context(client, fut.instrument(span.clone())).await;
     match result {
-        Ok(v) => Ok(v),
+        Ok(v) => {
+            if !ctx.recorded_elsewhere {
+                audit::append(ctx.record(request_id, method));
+            }
+            Ok(v)
+        }
         Err(e) => {
             let _enter = span.enter();
             tracing::info!(error = %e, "request refused");
             let status = status(&e, request_id);
-            // Every refusal is audited, with what the request had established.
-            let principal = ctx.principal.as_deref().unwrap_or("-");
-            let mut record = AuditRecord::new(request_id, method, principal, &ctx.roles);
-            record.statement = ctx.statement;
+            // Every refusal is audited, with what the request had established (past its
+            // source's budget, it is only counted).
+            let mut record = ctx.record(request_id, method);
             record.outcome = match status.code() {
                 Code::Unauthenticated | Code::PermissionDenied | Code::NotFound => "refused",
                 Code::ResourceExhausted => "busy",
@@ -123,7 +161,11 @@ async fn traced<T>(
             }
             .to_string();
             record.code = Some(format!("{:?}", status.code()));
-            record.error = Some(status.message().to_string());
+            record.set_error(&match &e {
+                // a failure while running may quote a value from a row
+                Error::Planner(bund_planner::Error::Execution(df)) => audit_text(df),
+                _ => status.message().to_string(),
+            });
             audit::append(record);
             Err(status)
         }
@@ -201,6 +243,7 @@ impl BundService {
     pub(crate) fn new(engine: Arc<Engine>, signer: Signer, executors: Arc<Executors>) -> Self {
         let settings = engine.catalog().settings.clone();
         Self {
+            logins: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_logins)),
             limiter: Limiter::new(&settings),
             executors,
             engine: Arc::new(RwLock::new(engine)),
@@ -231,9 +274,13 @@ impl BundService {
     /// The principal behind the request: a bearer token from the handshake, an API key in
     /// `x-api-key`, or, without either, the anonymous principal where the security catalog
     /// grants it anything.
+    ///
+    /// Admits the request only while its source is within its audit budget and the audit
+    /// log can be written.
     fn principal(&self, metadata: &MetadataMap) -> Result<Arc<Principal>> {
         let principal = self.resolve_principal(metadata)?;
-        audit::note_principal(&principal.id, &principal.roles);
+        audit::note_principal(&principal.id, &principal.roles, true);
+        admit()?;
         Ok(principal)
     }
 
@@ -273,9 +320,25 @@ impl BundService {
     }
 
     async fn login(&self, user: String, password: String) -> Result<(Arc<Principal>, String)> {
+        if user.len() > MAX_CREDENTIAL_BYTES || password.len() > MAX_CREDENTIAL_BYTES {
+            return Err(Error::BadCredentials);
+        }
         let engine = self.engine();
-        // argon2 is deliberately slow: keep it off the async workers.
+        // argon2 takes 19 MiB and tens of milliseconds by design: a bounded number run at
+        // once, off the async workers; the others wait their turn, up to the queue timeout.
+        let slot = tokio::time::timeout(
+            self.settings.queue_timeout,
+            Arc::clone(&self.logins).acquire_owned(),
+        )
+        .await
+        .map_err(|_| Error::Busy {
+            running: self.settings.max_concurrent_logins,
+            whose: "logins",
+            waited_secs: self.settings.queue_timeout.as_secs(),
+        })?
+        .map_err(|_| Error::Internal("login limiter closed".into()))?;
         let principal = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             engine.catalog().security.authenticate(&user, &password)
         })
         .await
@@ -302,9 +365,13 @@ impl BundService {
         let engine = self.engine();
         let _permit = self.limiter.acquire(principal).await?;
         let deadline = Instant::now() + self.query_timeout(principal);
-        let schema = self
-            .plan(principal, &sql, batch, deadline, |p| p.schema)
+        let (schema, touched) = self
+            .plan(principal, &sql, batch, deadline, |p| (p.schema, p.touched))
             .await?;
+        audit::note_touched(
+            touched.datasets.into_iter().collect(),
+            touched.policies.into_iter().collect(),
+        );
         let mut claims = Claims::new(Kind::Ticket, &principal.id, self.settings.ticket_ttl);
         claims.pv = Some(engine.catalog().version.clone());
         claims.sql = Some(sql);
@@ -370,11 +437,12 @@ impl BundService {
         command: Any,
     ) -> Result<Response<FlightInfo>, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             self.principal(request.metadata())?;
             flight_info(schema, command.encode_to_vec(), request.into_inner()).map(Response::new)
         };
-        traced(method, fut, &rid).await
+        traced(method, client, fut, &rid).await
     }
 
     /// DoGet of a metadata command: one batch, built once the caller is authenticated.
@@ -385,12 +453,13 @@ impl BundService {
         build: impl FnOnce(&Self, &Principal) -> Result<(SchemaRef, RecordBatch)> + Send,
     ) -> Result<Response<FlightDataStream>, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let (schema, batch) = build(self, &principal)?;
             Ok(Response::new(batch_stream(schema, batch)))
         };
-        traced(method, fut, &rid).await
+        traced(method, client, fut, &rid).await
     }
 
     /// The datasets visible to the principal, with the columns it may see.
@@ -481,6 +550,7 @@ impl FlightSqlService for BundService {
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<HandshakeStream>, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let header = request
                 .metadata()
@@ -508,8 +578,10 @@ impl FlightSqlService for BundService {
                     (basic.username, basic.password)
                 }
             };
-            audit::note_principal(&user, &[]);
+            audit::note_principal(&user, &[], false);
+            admit()?;
             let (principal, token) = self.login(user, password).await?;
+            audit::note_principal(&principal.id, &principal.roles, true);
             tracing::info!(principal = %principal.id, "logged in");
             let response = HandshakeResponse {
                 protocol_version: 0,
@@ -523,7 +595,7 @@ impl FlightSqlService for BundService {
             resp.metadata_mut().insert("authorization", value);
             Ok(resp)
         };
-        traced("Handshake", fut, &rid).await
+        traced("Handshake", client, fut, &rid).await
     }
 
     async fn get_flight_info_statement(
@@ -532,6 +604,7 @@ impl FlightSqlService for BundService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             tracing::info!(principal = %principal.id, sql = %query.query, "statement");
@@ -539,7 +612,7 @@ impl FlightSqlService for BundService {
                 .await
                 .map(Response::new)
         };
-        traced("GetFlightInfo(Statement)", fut, &rid).await
+        traced("GetFlightInfo(Statement)", client, fut, &rid).await
     }
 
     async fn get_flight_info_prepared_statement(
@@ -548,6 +621,7 @@ impl FlightSqlService for BundService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let mut handle = cmd.prepared_statement_handle.to_vec();
@@ -571,7 +645,7 @@ impl FlightSqlService for BundService {
                 .await
                 .map(Response::new)
         };
-        traced("GetFlightInfo(Prepared)", fut, &rid).await
+        traced("GetFlightInfo(Prepared)", client, fut, &rid).await
     }
 
     async fn get_flight_info_catalogs(
@@ -706,6 +780,7 @@ impl FlightSqlService for BundService {
         request: Request<Ticket>,
     ) -> Result<Response<FlightDataStream>, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let claims = self.signer.open(
@@ -725,11 +800,12 @@ impl FlightSqlService for BundService {
             let deadline = Instant::now() + timeout;
             let planned = self.plan(&principal, &sql, params, deadline, |p| p).await?;
             tracing::info!(principal = %principal.id, sql = %sql, "query started");
-            let mut record =
-                AuditRecord::new(&rid, "DoGet(Statement)", &principal.id, &principal.roles);
-            record.statement = Some(sql.clone());
-            record.datasets = planned.touched.datasets.iter().cloned().collect();
-            record.policies = planned.touched.policies.iter().cloned().collect();
+            audit::note_touched(
+                planned.touched.datasets.iter().cloned().collect(),
+                planned.touched.policies.iter().cloned().collect(),
+            );
+            let record = audit::context().record(&rid, "DoGet(Statement)");
+            audit::note_recorded_elsewhere();
             let run = QueryRun {
                 audit: record,
                 request_id: rid.clone(),
@@ -742,7 +818,7 @@ impl FlightSqlService for BundService {
             stream_query(planned, run, &self.running, self.executors.of(&principal))
                 .map(Response::new)
         };
-        traced("DoGet(Statement)", fut, &rid).await
+        traced("DoGet(Statement)", client, fut, &rid).await
     }
 
     async fn do_get_catalogs(
@@ -867,6 +943,7 @@ impl FlightSqlService for BundService {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let engine = self.engine();
@@ -892,7 +969,7 @@ impl FlightSqlService for BundService {
                 parameter_schema: schema_bytes(&info.parameter_schema)?,
             })
         };
-        traced("CreatePreparedStatement", fut, &rid).await
+        traced("CreatePreparedStatement", client, fut, &rid).await
     }
 
     async fn do_put_prepared_statement_query(
@@ -901,40 +978,57 @@ impl FlightSqlService for BundService {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let rid = new_request_id();
-        let fut = async {
-            let principal = self.principal(request.metadata())?;
-            let original = cmd.prepared_statement_handle.to_vec();
-            let claims =
-                self.signer
-                    .open(&original, Kind::Prepared, &principal.id, &self.version())?;
-            let data = request
-                .into_inner()
-                .map_err(|s| FlightError::Tonic(Box::new(s)));
-            let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
-                .try_collect()
-                .await
-                .map_err(|e| Error::BadRequest(format!("cannot read the bound parameters: {e}")))?;
-            let batches: Vec<RecordBatch> =
-                batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-            let [batch] = batches.as_slice() else {
-                return Err(Error::Planner(bund_planner::Error::Parameters {
-                    message: format!(
-                        "bind exactly one row of values, got {} batches",
-                        batches.len()
-                    ),
-                }));
+        let client = peer(&request);
+        let fut =
+            async {
+                let principal = self.principal(request.metadata())?;
+                let original = cmd.prepared_statement_handle.to_vec();
+                let claims =
+                    self.signer
+                        .open(&original, Kind::Prepared, &principal.id, &self.version())?;
+                let data = request
+                    .into_inner()
+                    .map_err(|s| FlightError::Tonic(Box::new(s)));
+                // read no more than the parameters may hold
+                let max = self.settings.max_parameter_bytes;
+                let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
+                let mut batches: Vec<RecordBatch> = Vec::new();
+                let mut held = 0usize;
+                while let Some(b) = stream.try_next().await.map_err(|e| {
+                    Error::BadRequest(format!("cannot read the bound parameters: {e}"))
+                })? {
+                    held += b.get_array_memory_size();
+                    if held > max {
+                        return Err(Error::Planner(bund_planner::Error::Parameters {
+                            message: format!(
+                                "the bound values hold more than {} KiB (max_parameter_kb)",
+                                max / 1024
+                            ),
+                        }));
+                    }
+                    if b.num_rows() > 0 {
+                        batches.push(b);
+                    }
+                }
+                let [batch] = batches.as_slice() else {
+                    return Err(Error::Planner(bund_planner::Error::Parameters {
+                        message: format!(
+                            "bind exactly one row of values, got {} batches",
+                            batches.len()
+                        ),
+                    }));
+                };
+                let mut bound = claims.clone();
+                bound.params = Some(encode_params(batch)?);
+                let handle = self.signer.sign_binary(&bound);
+                if let Ok(mut b) = self.bound.lock() {
+                    b.insert(original, handle.clone());
+                }
+                Ok(DoPutPreparedStatementResult {
+                    prepared_statement_handle: Some(handle.into()),
+                })
             };
-            let mut bound = claims.clone();
-            bound.params = Some(encode_params(batch)?);
-            let handle = self.signer.sign_binary(&bound);
-            if let Ok(mut b) = self.bound.lock() {
-                b.insert(original, handle.clone());
-            }
-            Ok(DoPutPreparedStatementResult {
-                prepared_statement_handle: Some(handle.into()),
-            })
-        };
-        traced("DoPut(PreparedStatementQuery)", fut, &rid).await
+        traced("DoPut(PreparedStatementQuery)", client, fut, &rid).await
     }
 
     async fn do_action_close_prepared_statement(
@@ -943,17 +1037,19 @@ impl FlightSqlService for BundService {
         request: Request<Action>,
     ) -> Result<(), Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let handle = query.prepared_statement_handle.to_vec();
             self.signer
                 .open(&handle, Kind::Prepared, &principal.id, &self.version())?;
             if let Ok(mut b) = self.bound.lock() {
-                b.by_handle.remove(&handle);
+                b.forget(&handle);
+                b.order.retain(|h| h != &handle);
             }
             Ok(())
         };
-        traced("ClosePreparedStatement", fut, &rid).await
+        traced("ClosePreparedStatement", client, fut, &rid).await
     }
 
     async fn do_action_cancel_query(
@@ -962,6 +1058,7 @@ impl FlightSqlService for BundService {
         request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             let info =
@@ -972,7 +1069,7 @@ impl FlightSqlService for BundService {
             };
             Ok(ActionCancelQueryResult { result })
         };
-        traced("CancelQuery", fut, &rid).await
+        traced("CancelQuery", client, fut, &rid).await
     }
 
     async fn do_action_fallback(
@@ -983,6 +1080,7 @@ impl FlightSqlService for BundService {
         Status,
     > {
         let rid = new_request_id();
+        let client = peer(&request);
         let fut = async {
             let principal = self.principal(request.metadata())?;
             if request.get_ref().r#type == "CloseSession" {
@@ -1015,7 +1113,7 @@ impl FlightSqlService for BundService {
                 })]));
             Ok(Response::new(out))
         };
-        traced("DoAction", fut, &rid).await
+        traced("DoAction", client, fut, &rid).await
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

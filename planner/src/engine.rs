@@ -25,6 +25,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
 
 use crate::barrier::BundQueryPlanner;
+use crate::bounded::{BoundConcatenation, check_broadcast_literals};
 use crate::error::{Error, Result};
 use crate::guard::{StatementKind, check_statement};
 use crate::limits::{Deadline, Limits, check_plan_size, check_text, interleave};
@@ -95,7 +96,8 @@ pub fn client_type(dt: &DataType) -> DataType {
 
 /// DataFusion's optimizer rules with Bund's safe-predicate pushdown right after
 /// `PushDownFilter`, which brings the user's filters down to the barriers it then inspects.
-fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+/// Last of all, `||` on text becomes `bounded_concat` (`bounded.rs`).
+fn optimizer_rules(function_output_limit: u64) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules = Optimizer::new().rules;
     let at = rules
         .iter()
@@ -104,6 +106,7 @@ fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules.insert(at, Arc::new(PushSafePredicates));
     // Last: sees the filters already in the scans.
     rules.push(Arc::new(PushToSource));
+    rules.push(Arc::new(BoundConcatenation::new(function_output_limit)));
     rules
 }
 
@@ -119,12 +122,13 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
 
 impl Engine {
     pub fn new(catalog: Arc<Catalog>) -> Self {
+        let limit = catalog.settings.max_function_output_bytes;
         let mut base = SessionStateBuilder::new()
             .with_config(session_config())
             .with_runtime_env(catalog.runtime())
             .with_default_features()
             .with_query_planner(Arc::new(BundQueryPlanner))
-            .with_optimizer_rules(optimizer_rules())
+            .with_optimizer_rules(optimizer_rules(limit))
             .with_physical_optimizer_rules(physical_optimizer_rules())
             .build();
         // Users' sessions know every Bund function except those that carry secrets: policies
@@ -132,6 +136,9 @@ impl Engine {
         bund_udfs::register_all(&mut base, catalog.security.secrets());
         for name in bund_udfs::POLICY_ONLY {
             let _removed = base.deregister_udf(name);
+        }
+        if let Err(e) = crate::bounded::install(&mut base, limit) {
+            tracing::error!(error = %e, "cannot bound the functions whose output the statement sizes");
         }
         let shared = catalog.runtime();
         let public_runtime = Arc::new(RuntimeEnv {
@@ -196,7 +203,10 @@ impl Engine {
                 let d = Deadline(at);
                 builder
                     .with_analyzer_rules(interleave(rules, Arc::new(d)))
-                    .with_optimizer_rules(interleave(optimizer_rules(), Arc::new(d)))
+                    .with_optimizer_rules(interleave(
+                        optimizer_rules(self.catalog.settings.max_function_output_bytes),
+                        Arc::new(d),
+                    ))
                     .with_physical_optimizer_rules(interleave(
                         physical_optimizer_rules(),
                         Arc::new(d),
@@ -322,8 +332,14 @@ impl Engine {
         };
         let plan = client_facing(plan)?;
         crate::patterns::check_patterns(&plan).map_err(Error::from_planning)?;
+        let optimized = state.optimize(&plan).map_err(Error::from_planning)?;
+        // a constant becomes an array as long as a batch wherever it is a value
+        let budget = self.catalog.settings.max_function_output_bytes
+            / state.config().batch_size().max(1) as u64;
+        check_broadcast_literals(&optimized, budget).map_err(Error::from_planning)?;
         let physical = state
-            .create_physical_plan(&plan)
+            .query_planner()
+            .create_physical_plan(&optimized, state)
             .await
             .map_err(Error::from_planning)?;
         let touched = session

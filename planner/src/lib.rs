@@ -6,6 +6,7 @@
 //! It may import bund-catalogs, bund-udfs and DataFusion; it knows nothing about the network.
 
 mod barrier;
+mod bounded;
 mod engine;
 mod error;
 mod guard;

@@ -511,3 +511,106 @@ fn joins_give_their_thread_back_between_batches() {
         assert!(above.trim_start().starts_with("CooperativeExec"), "{plan}");
     });
 }
+
+#[test]
+fn repeat_of_a_huge_count_is_refused_while_planning() {
+    big_stack(async {
+        let f = fixture().await;
+        let e = f
+            .run("officer1", "SELECT repeat('x', 400000000)")
+            .await
+            .expect_err("refused");
+        assert!(e.contains("max_function_output_mb"), "{e}");
+    });
+}
+
+#[test]
+fn functions_that_amplify_a_column_are_bounded_per_batch() {
+    big_stack(async {
+        let f = fixture().await;
+        for sql in [
+            "SELECT repeat(household, 100000000) FROM police.residents",
+            "SELECT lpad(household, 100000000) FROM police.residents",
+            "SELECT replace(household, '', repeat('y', 10000000)) FROM police.residents",
+            "SELECT regexp_replace(household, '', repeat('y', 10000000), 'g') FROM police.residents",
+        ] {
+            let e = f.run("officer1", sql).await.expect_err(sql);
+            // refused where the function runs, or, for a constant folded while planning,
+            // as a constant too large to become a column
+            assert!(
+                e.contains("max_function_output_mb") || e.contains("at most 8 KiB"),
+                "{sql}: {e}"
+            );
+        }
+        // ordinary uses run
+        let out = f
+            .run(
+                "officer1",
+                "SELECT lpad(household, 5, '*') AS p, repeat('ab', 2) AS r FROM police.residents WHERE household = 'A1'",
+            )
+            .await
+            .expect("runs");
+        assert!(out.contains("***A1") && out.contains("abab"), "{out}");
+    });
+}
+
+#[test]
+fn concatenation_is_bounded_and_keeps_its_meaning() {
+    big_stack(async {
+        let f = fixture().await;
+        let out = f
+            .run(
+                "officer1",
+                "SELECT household || '-' || district AS h, NULL || household AS n FROM police.residents WHERE household = 'A1'",
+            )
+            .await
+            .expect("runs");
+        assert!(out.contains("A1-A"), "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.contains("A1-A") && l.trim_end().ends_with("|   |")),
+            "NULL || x is NULL: {out}"
+        );
+        let plan = f
+            .physical(
+                "officer1",
+                "SELECT household || district AS h FROM police.residents",
+            )
+            .await;
+        assert!(plan.contains("bounded_concat"), "{plan}");
+        // a value doubled CTE after CTE fails once it passes the limit
+        let mut sql =
+            "WITH a0 AS (SELECT repeat(household, 500000) AS s FROM police.residents WHERE household = 'A1')"
+                .to_string();
+        for i in 0..40 {
+            sql.push_str(&format!(", a{} AS (SELECT s || s AS s FROM a{i})", i + 1));
+        }
+        sql.push_str(" SELECT length(s) FROM a40");
+        let e = f.run("officer1", &sql).await.expect_err("refused");
+        assert!(e.contains("max_function_output_mb"), "{e}");
+    });
+}
+
+#[test]
+fn a_large_constant_made_into_a_column_is_refused_but_may_be_compared() {
+    big_stack(async {
+        let f = fixture().await;
+        let big = "x".repeat(20_000);
+        let e = f
+            .run(
+                "officer1",
+                &format!("SELECT '{big}' AS c FROM police.residents"),
+            )
+            .await
+            .expect_err("refused");
+        assert!(e.contains("KiB"), "{e}");
+        let out = f
+            .run(
+                "officer1",
+                &format!("SELECT count(*) AS c FROM police.residents WHERE household = '{big}' OR household IN ('{big}', 'A1')"),
+            )
+            .await
+            .expect("comparisons do not count");
+        assert!(out.contains("| 1 "), "{out}");
+    });
+}
