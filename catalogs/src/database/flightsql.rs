@@ -210,6 +210,8 @@ impl FlightSqlDatabase {
                         name: f.name().clone(),
                         as_text: false,
                         text_fn: None,
+                        // a service's collations are unknown
+                        exact_text: false,
                     },
                 )
             })

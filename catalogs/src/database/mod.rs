@@ -372,6 +372,13 @@ pub(crate) struct RemoteColumn {
     pub(crate) name: String,
     pub(crate) as_text: bool,
     pub(crate) text_fn: Option<&'static str>,
+    /// The database compares this column's text byte for byte: SQLite's BINARY collation
+    /// or a deterministic PostgreSQL collation, read from the database at load. False
+    /// where it is not, where it is unknown (a computed column of a query, a database
+    /// that was down at load) and always for MySQL and Flight SQL services: such a column
+    /// is only compared for equality where a match keeps the row, and never grouped, joined
+    /// or ordered in the database.
+    pub(crate) exact_text: bool,
 }
 
 /// A table of a database source.
@@ -511,21 +518,32 @@ pub(crate) async fn remote_table(
                     TableLoadError::Config("columns", format!("column `{}`: {e}", f.name()))
                 })?;
             }
+            // Check that the database answers, without making the table depend on it; what
+            // it says of the columns' collations is kept.
+            let (described, warning) = match db.describe(&source).await {
+                Ok(cols) => (cols, None),
+                Err(e) if e.kind == SourceErrorKind::Unavailable => {
+                    (Vec::new(), Some(e.to_string()))
+                }
+                Err(e) => return Err(TableLoadError::Config("source", e.to_string())),
+            };
             let columns = schema
                 .fields()
                 .iter()
-                .map(|f| RemoteColumn {
-                    name: f.name().clone(),
-                    as_text: false,
-                    text_fn: None,
+                .map(|f| {
+                    let remote = described
+                        .iter()
+                        .map(|(_, c)| c)
+                        .find(|c| c.name == *f.name());
+                    RemoteColumn {
+                        name: f.name().clone(),
+                        // not comparable as the text it is read as (PostgreSQL json, uuid)
+                        as_text: remote.is_some_and(|c| c.as_text && c.text_fn.is_none()),
+                        text_fn: None,
+                        exact_text: remote.is_some_and(|c| c.exact_text),
+                    }
                 })
                 .collect();
-            // Check that the database answers, without making the table depend on it.
-            let warning = match db.describe(&source).await {
-                Ok(_) => None,
-                Err(e) if e.kind == SourceErrorKind::Unavailable => Some(e.to_string()),
-                Err(e) => return Err(TableLoadError::Config("source", e.to_string())),
-            };
             let table = RemoteTable {
                 database: Arc::clone(db),
                 source,

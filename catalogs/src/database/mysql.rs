@@ -214,6 +214,8 @@ impl MysqlDatabase {
                         text_fn: as_text.then(|| c.text_fn()),
                         name: c.name,
                         as_text,
+                        // MySQL's usual collations ignore case and trailing spaces
+                        exact_text: false,
                     },
                 ))
             })

@@ -131,9 +131,11 @@ impl PgDatabase {
                     .join(".");
                 let sql = "SELECT a.attname::text, a.atttypid::int4, a.atttypmod, a.attnotnull, \
                            format_type(a.atttypid, a.atttypmod), \
-                           COALESCE(et.oid::int4, 0), COALESCE(a.attndims, 0)::int4 \
+                           COALESCE(et.oid::int4, 0), COALESCE(a.attndims, 0)::int4, \
+                           COALESCE(co.collisdeterministic, true) \
                            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                            LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
+                           LEFT JOIN pg_collation co ON co.oid = a.attcollation \
                            WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
                            AND NOT a.attisdropped ORDER BY a.attnum";
                 client
@@ -148,6 +150,7 @@ impl PgDatabase {
                         not_null: r.get(3),
                         type_name: r.get(4),
                         elem_oid: r.get::<_, i32>(5) as u32,
+                        deterministic: Some(r.get(7)),
                     })
                     .collect::<Vec<_>>()
             }
@@ -156,9 +159,23 @@ impl PgDatabase {
                     .prepare(&format!("SELECT * FROM ({q}) AS bund_source LIMIT 0"))
                     .await
                     .map_err(|e| self.pg_error(&e))?;
-                stmt.columns()
-                    .iter()
-                    .map(|c| PgColumn {
+                // a column taken from a table has that column's collation; a computed one
+                // may have any (an explicit COLLATE): unknown
+                let collation = "SELECT co.collisdeterministic FROM pg_attribute a \
+                                 JOIN pg_collation co ON co.oid = a.attcollation \
+                                 WHERE a.attrelid = $1 AND a.attnum = $2";
+                let mut out = Vec::with_capacity(stmt.columns().len());
+                for c in stmt.columns() {
+                    let deterministic = match (c.table_oid(), c.column_id()) {
+                        (Some(table), Some(column)) => client
+                            .query_opt(collation, &[&table, &column])
+                            .await
+                            .map_err(|e| self.pg_error(&e))?
+                            .map(|r| r.get::<_, bool>(0))
+                            .or(Some(true)),
+                        _ => None,
+                    };
+                    out.push(PgColumn {
                         name: c.name().to_string(),
                         oid: c.type_().oid(),
                         typmod: -1,
@@ -168,8 +185,10 @@ impl PgDatabase {
                             tokio_postgres::types::Kind::Array(e) => e.oid(),
                             _ => 0,
                         },
-                    })
-                    .collect()
+                        deterministic,
+                    });
+                }
+                out
             }
         };
         client.release();
@@ -187,8 +206,15 @@ impl PgDatabase {
                     Field::new(&c.name, dt, !c.not_null),
                     RemoteColumn {
                         name: c.name,
-                        as_text,
+                        // json, jsonb, uuid and xml are read as text but compared as their
+                        // own type there ('{"a":1}' = '{"a": 1}'; a literal that is not a
+                        // uuid fails the statement): never filtered or grouped remotely
+                        as_text: as_text || matches!(c.oid, 114 | 3802 | 2950 | 142),
                         text_fn: None,
+                        // text, varchar and name under a deterministic collation compare
+                        // bytes; char(n) ignores trailing spaces
+                        exact_text: matches!(c.oid, 25 | 1043 | 19)
+                            && c.deterministic == Some(true),
                     },
                 ))
             })
@@ -203,6 +229,8 @@ struct PgColumn {
     not_null: bool,
     type_name: String,
     elem_oid: u32,
+    /// Whether its collation is deterministic; `None` when unknown.
+    deterministic: Option<bool>,
 }
 
 /// The Arrow type a PostgreSQL type is read as; `None` for types Bund does not map.

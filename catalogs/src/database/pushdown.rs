@@ -90,7 +90,10 @@ fn literal_ok(v: &ScalarValue) -> bool {
 /// A column compared with literals: the operand kinds that are sent.
 fn operand(table: &RemoteTable, e: &Expr) -> Option<Operand> {
     match e {
-        Expr::Column(c) => column_type(table, c).map(|t| Operand::Column(is_text(t))),
+        Expr::Column(c) => column_type(table, c).map(|t| Operand::Column {
+            text: is_text(t),
+            exact: table.text_is_exact(&c.name),
+        }),
         Expr::Literal(v, _)
             if literal_ok(v)
                 && (table.database.kind() != DatabaseKind::Sqlite
@@ -103,18 +106,37 @@ fn operand(table: &RemoteTable, e: &Expr) -> Option<Operand> {
 }
 
 enum Operand {
-    Column(bool),
+    /// `exact`: the database compares the column's text byte for byte.
+    Column {
+        text: bool,
+        exact: bool,
+    },
     Literal,
 }
 
+impl Operand {
+    fn is_column(&self) -> bool {
+        matches!(self, Self::Column { .. })
+    }
+
+    /// A text column whose comparison in the database may match more than Bund's.
+    fn loose_text(&self) -> bool {
+        matches!(
+            self,
+            Self::Column {
+                text: true,
+                exact: false
+            }
+        )
+    }
+}
+
 /// `positive`: the expression is not under a NOT, so where it holds the row is kept.
+///
+/// A text column the database does not compare byte for byte (a collation that ignores
+/// case or trailing spaces, an unknown one) is only compared for equality where a match
+/// keeps the row: the database then sends a superset of the rows, never fewer.
 fn safe(table: &RemoteTable, expr: &Expr, positive: bool) -> bool {
-    // where text equality may match more rows remotely, it may only select rows
-    // (a Flight SQL service's collations are unknown)
-    let text_eq_only_positive = matches!(
-        table.database.kind(),
-        DatabaseKind::Mysql | DatabaseKind::FlightSql
-    );
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
             Operator::And | Operator::Or => {
@@ -129,14 +151,14 @@ fn safe(table: &RemoteTable, expr: &Expr, positive: bool) -> bool {
                 let (Some(l), Some(r)) = (operand(table, left), operand(table, right)) else {
                     return false;
                 };
-                let text = matches!(l, Operand::Column(true)) || matches!(r, Operand::Column(true));
-                let has_column = matches!(l, Operand::Column(_)) || matches!(r, Operand::Column(_));
-                let text_ok = if text_eq_only_positive {
+                let text = matches!(l, Operand::Column { text: true, .. })
+                    || matches!(r, Operand::Column { text: true, .. });
+                let text_ok = if l.loose_text() || r.loose_text() {
                     positive && *op == Operator::Eq
                 } else {
                     matches!(op, Operator::Eq | Operator::NotEq)
                 };
-                has_column && (!text || text_ok)
+                (l.is_column() || r.is_column()) && (!text || text_ok)
             }
             _ => false,
         },
@@ -145,17 +167,19 @@ fn safe(table: &RemoteTable, expr: &Expr, positive: bool) -> bool {
             matches!(e.as_ref(), Expr::Column(c) if column_type(table, c).is_some())
         }
         Expr::InList(l) => {
-            let text = matches!(operand(table, &l.expr), Some(Operand::Column(true)));
-            (!text || !text_eq_only_positive || (positive && !l.negated))
-                && matches!(operand(table, &l.expr), Some(Operand::Column(_)))
+            let loose = operand(table, &l.expr).is_some_and(|o| o.loose_text());
+            (!loose || (positive && !l.negated))
+                && operand(table, &l.expr).is_some_and(|o| o.is_column())
                 && !l.list.is_empty()
                 && l.list
                     .iter()
                     .all(|e| matches!(operand(table, e), Some(Operand::Literal)))
         }
         Expr::Between(b) => {
-            matches!(operand(table, &b.expr), Some(Operand::Column(false)))
-                && matches!(operand(table, &b.low), Some(Operand::Literal))
+            matches!(
+                operand(table, &b.expr),
+                Some(Operand::Column { text: false, .. })
+            ) && matches!(operand(table, &b.low), Some(Operand::Literal))
                 && matches!(operand(table, &b.high), Some(Operand::Literal))
         }
         _ => false,
@@ -292,20 +316,18 @@ pub(crate) fn push_where(table: &RemoteTable, filters: &[Expr], sql: &mut String
     Ok(())
 }
 
-/// True when `expr` may be sent and the database keeps exactly the rows Bund keeps: MySQL
-/// compares text under collations that ignore case and trailing spaces, so there a filter
-/// that names a text column selects a superset only.
+/// True when `expr` may be sent and the database keeps exactly the rows Bund keeps: a
+/// filter that names a text column the database does not compare byte for byte (MySQL's
+/// usual collations, SQLite's NOCASE, a non-deterministic PostgreSQL collation, any Flight
+/// SQL service) selects a superset only.
 pub(crate) fn remote_exact(table: &RemoteTable, expr: &Expr) -> bool {
     remote_safe(table, expr)
-        && (!matches!(
-            table.database.kind(),
-            DatabaseKind::Mysql | DatabaseKind::FlightSql
-        ) || expr.column_refs().iter().all(|c| {
+        && expr.column_refs().iter().all(|c| {
             table
                 .schema
                 .field_with_name(&c.name)
-                .is_ok_and(|f| !is_text(f.data_type()))
-        }))
+                .is_ok_and(|f| !is_text(f.data_type()) || table.text_is_exact(&c.name))
+        })
 }
 
 /// Each filter as `(sql)`, its columns prefixed with `alias.` when given (in a join).

@@ -111,13 +111,14 @@ impl RemoteTable {
             let Some((remote, t)) = self.exact_column(name) else {
                 return Ok(None);
             };
-            if !groups_exactly(kind, t) || t != field.data_type() {
+            if !groups_exactly(kind, t, self.text_is_exact(name)) || t != field.data_type() {
                 return Ok(None);
             }
             select.push(remote.clone());
             group.push(remote);
         }
         for agg in aggregates {
+            let text_exact = agg.column.as_deref().is_some_and(|n| self.text_is_exact(n));
             let arg = match &agg.column {
                 Some(name) => match self.exact_column(name) {
                     Some(c) => Some(c),
@@ -136,7 +137,9 @@ impl RemoteTable {
                         format!("SUM({c})")
                     }
                 }
-                (AggregateFn::Min | AggregateFn::Max, Some((c, t))) if orders_exactly(kind, t) => {
+                (AggregateFn::Min | AggregateFn::Max, Some((c, t)))
+                    if orders_exactly(kind, t, text_exact) =>
+                {
                     let f = if agg.func == AggregateFn::Min {
                         "MIN"
                     } else {
@@ -204,7 +207,7 @@ impl RemoteTable {
             let Some((c, t)) = self.exact_column(name) else {
                 return Ok(None);
             };
-            if !orders_exactly(kind, t) {
+            if !orders_exactly(kind, t, self.text_is_exact(name)) {
                 return Ok(None);
             }
             let dir = if *asc { "ASC" } else { "DESC" };
@@ -254,6 +257,14 @@ impl RemoteTable {
         Arc::ptr_eq(&self.database, &other.database)
     }
 
+    /// True when the database compares the column's text byte for byte (SQLite's BINARY
+    /// collation, a deterministic PostgreSQL collation), as Bund does.
+    pub(crate) fn text_is_exact(&self, name: &str) -> bool {
+        self.schema
+            .index_of(name)
+            .is_ok_and(|i| self.columns[i].exact_text)
+    }
+
     /// A column read as its own type (not as text), quoted, with its Arrow type.
     fn exact_column(&self, name: &str) -> Option<(String, &DataType)> {
         let i = self.schema.index_of(name).ok()?;
@@ -301,7 +312,7 @@ pub fn inner_join(
         let (Some((ca, ta)), Some((cb, tb))) = (l.exact_column(a), r.exact_column(b)) else {
             return Ok(None);
         };
-        if ta != tb || !groups_exactly(kind, ta) {
+        if ta != tb || !groups_exactly(kind, ta, l.text_is_exact(a) && r.text_is_exact(b)) {
             return Ok(None);
         }
         conditions.push(format!("t0.{ca} = t1.{cb}"));
@@ -352,8 +363,9 @@ fn is_integer(t: &DataType) -> bool {
     matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
 }
 
-/// Equal in the database exactly when equal in Bund.
-fn groups_exactly(kind: DatabaseKind, t: &DataType) -> bool {
+/// Equal in the database exactly when equal in Bund (`exact_text`: see
+/// [`RemoteTable::text_is_exact`]).
+fn groups_exactly(kind: DatabaseKind, t: &DataType, exact_text: bool) -> bool {
     match t {
         DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
         DataType::Date32 => kind != DatabaseKind::Sqlite,
@@ -362,25 +374,26 @@ fn groups_exactly(kind: DatabaseKind, t: &DataType) -> bool {
             !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
         }
         // PostgreSQL's deterministic collations and SQLite's BINARY compare bytes for
-        // equality; MySQL's usual collations ignore case, a Flight SQL service's are
-        // unknown. MySQL's BOOL is an integer.
-        DataType::Utf8 | DataType::Boolean => {
-            !matches!(kind, DatabaseKind::Mysql | DatabaseKind::FlightSql)
-        }
+        // equality; NOCASE, RTRIM, non-deterministic collations and MySQL's usual ones do
+        // not, a Flight SQL service's are unknown (their columns are never exact).
+        DataType::Utf8 => exact_text,
+        // MySQL's BOOL is an integer
+        DataType::Boolean => !matches!(kind, DatabaseKind::Mysql | DatabaseKind::FlightSql),
         _ => false,
     }
 }
 
 /// Ordered in the database exactly as in Bund (for MIN and MAX).
-fn orders_exactly(kind: DatabaseKind, t: &DataType) -> bool {
+fn orders_exactly(kind: DatabaseKind, t: &DataType, exact_text: bool) -> bool {
     match t {
         DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
         DataType::Date32 => kind != DatabaseKind::Sqlite,
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
             !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
         }
-        // SQLite's BINARY collation orders bytes, as Bund does; collations do not
-        DataType::Utf8 => kind == DatabaseKind::Sqlite,
+        // SQLite's BINARY collation orders bytes, as Bund does; PostgreSQL's collations
+        // order by language even where they are deterministic
+        DataType::Utf8 => kind == DatabaseKind::Sqlite && exact_text,
         _ => false,
     }
 }

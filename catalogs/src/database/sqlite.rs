@@ -118,17 +118,26 @@ impl SqliteDatabase {
         );
         let stmt = conn.prepare(&sql).map_err(|e| self.sqlite_error(&e))?;
         let mut out = Vec::new();
-        for c in stmt.columns() {
+        for (i, c) in stmt.columns().into_iter().enumerate() {
             let decl = c.decl_type().unwrap_or("");
             let (dt, as_text) =
                 self.settings
                     .column_type(c.name(), &format!("`{decl}`"), arrow_type(decl))?;
+            // The collation of the column the value comes from (`COLLATE NOCASE` in its
+            // declaration, say); a computed column has none that SQLite reports.
+            let collation = stmt
+                .column_metadata(i)
+                .ok()
+                .flatten()
+                .and_then(|m| m.4)
+                .map(|c| c.to_string_lossy().to_ascii_uppercase());
             out.push((
                 Field::new(c.name(), dt, !not_null.contains(c.name())),
                 RemoteColumn {
                     name: c.name().to_string(),
                     as_text,
                     text_fn: None,
+                    exact_text: collation.as_deref() == Some("BINARY"),
                 },
             ));
         }

@@ -769,3 +769,179 @@ source = {{ kind = "database", database = "hrss_sqlite", table = "districts" }}
         ]
     );
 }
+
+/// Rows of the `owned` table: owners that a case-insensitive collation confuses.
+const OWNED: &[(&str, i64)] = &[("alice", 1), ("ALICE", 100), ("bob", 10)];
+
+/// A bureau `schema` whose `owned` table lives in `database`: admin reads it all, the police
+/// officer only alice's rows.
+fn owned_catalog(schema: &str, database: &str, table: &str) -> (String, String) {
+    let catalog = format!(
+        r#"
+[[bureau]]
+id = "{schema}"
+name_zh = "归属库"
+name_en = "Owned amounts"
+
+[[bureau.table]]
+name = "owned"
+description = "Amounts by owner, under a case-insensitive collation."
+open_level = "not_open"
+source = {{ kind = "database", database = "{database}", table = "{table}" }}
+"#
+    );
+    let security = format!(
+        r#"
+[[grant]]
+roles = ["admin"]
+schemas = ["{schema}"]
+
+[[grant]]
+roles = ["police_officer"]
+datasets = ["{schema}.owned"]
+
+[[policy]]
+id = "{schema}_owned"
+dataset = "{schema}.owned"
+
+  [[policy.rule]]
+  roles = ["admin"]
+
+  [[policy.rule]]
+  roles = ["police_officer"]
+  row_filter = "owner = 'alice'"
+"#
+    );
+    (catalog, security)
+}
+
+/// What a row filter and the user's work on a column under a collation that ignores case
+/// must give: Bund's answers, whatever the database's collation would have made of them.
+async fn owned_answers_ignore_the_collation(server: &Server, schema: &str, marker: &str) {
+    let mut police = server.login("pudong_police").await;
+    let count = format!("SELECT count(*), sum(amount) FROM {schema}.owned");
+    let sent = scans_sql(&mut police, &count, marker).await.join("\n");
+    assert!(
+        !sent.contains("COUNT(") && !sent.contains("SUM("),
+        "aggregated in the database under a row filter it does not evaluate exactly: {sent}"
+    );
+    assert_eq!(rows(&mut police, &count).await, vec![vec!["1", "1"]]);
+    let top = format!("SELECT owner, amount FROM {schema}.owned ORDER BY amount DESC LIMIT 1");
+    assert_eq!(rows(&mut police, &top).await, vec![vec!["alice", "1"]]);
+
+    let mut admin = server.login("admin").await;
+    let grouped =
+        format!("SELECT owner, count(*) FROM {schema}.owned GROUP BY owner ORDER BY owner");
+    let sent = scans_sql(&mut admin, &grouped, marker).await.join("\n");
+    assert!(
+        !sent.contains("GROUP BY"),
+        "grouped in the database: {sent}"
+    );
+    assert_eq!(
+        rows(&mut admin, &grouped).await,
+        vec![vec!["ALICE", "1"], vec!["alice", "1"], vec!["bob", "1"]]
+    );
+    let other = format!("SELECT count(*) FROM {schema}.owned WHERE owner <> 'alice'");
+    let sent = scans_sql(&mut admin, &other, marker).await.join("\n");
+    assert!(
+        !sent.contains("<>"),
+        "<> sent under a collation that ignores case: {sent}"
+    );
+    assert_eq!(rows(&mut admin, &other).await, vec![vec!["2"]]);
+    let highest = format!("SELECT max(owner), min(owner) FROM {schema}.owned");
+    assert_eq!(
+        rows(&mut admin, &highest).await,
+        vec![vec!["bob", "ALICE"]],
+        "byte order, as Bund orders text"
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_nocase_column_is_never_compared_grouped_or_ordered_in_sqlite() {
+    let dir = crate::harness::scratch_dir("sqlite-nocase");
+    let file = dir.join("owned.sqlite");
+    let mut script = String::from(
+        "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n\
+         db.execute('CREATE TABLE owned (owner TEXT COLLATE NOCASE NOT NULL, amount INTEGER NOT NULL)')\n",
+    );
+    for (owner, amount) in OWNED {
+        script.push_str(&format!(
+            "db.execute(\"INSERT INTO owned VALUES ('{owner}', {amount})\")\n"
+        ));
+    }
+    script.push_str("db.commit()\n");
+    let python = std::env::var("BUND_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = example_config("config-sqlite-nocase", None);
+    let (bureau, security) = owned_catalog("sqo", "owned_sqlite", "owned");
+    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
+    std::fs::write(
+        config.join("catalog.toml"),
+        format!(
+            "{catalog}\n[[database]]\nname = \"owned_sqlite\"\nkind = \"sqlite\"\npath = \"{}\"\n{bureau}",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let existing = std::fs::read_to_string(config.join("security.toml")).unwrap();
+    std::fs::write(
+        config.join("security.toml"),
+        format!("{existing}{security}"),
+    )
+    .unwrap();
+    let server = Server::start_with(&config);
+    owned_answers_ignore_the_collation(&server, "sqo", "SqliteScanExec: source=owned_sqlite sql=")
+        .await;
+}
+
+#[tokio::test]
+async fn a_postgres_non_deterministic_collation_is_never_compared_or_grouped_in_postgres() {
+    let pg = Postgres::start("nondeterministic");
+    let mut sql = String::from(
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+         CREATE SCHEMA own; CREATE TABLE own.owned (owner text COLLATE ci NOT NULL, amount int4 NOT NULL);",
+    );
+    for (owner, amount) in OWNED {
+        sql.push_str(&format!(
+            "INSERT INTO own.owned VALUES ('{owner}', {amount});"
+        ));
+    }
+    pg.sql_in("bund", &sql);
+    // PostgreSQL itself confuses them
+    assert_eq!(
+        pg.sql_in(
+            "bund",
+            "SELECT count(*) FROM own.owned WHERE owner = 'alice'"
+        )
+        .trim(),
+        "2"
+    );
+    let config = example_config("config-pg-nondeterministic", None);
+    let (bureau, security) = owned_catalog("pgo", "owned_pg", "own.owned");
+    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
+    std::fs::write(
+        config.join("catalog.toml"),
+        format!(
+            "{catalog}\n[[database]]\nname = \"owned_pg\"\nkind = \"postgres\"\nurl_env = \"{URL_ENV}\"\n{bureau}"
+        ),
+    )
+    .unwrap();
+    let existing = std::fs::read_to_string(config.join("security.toml")).unwrap();
+    std::fs::write(
+        config.join("security.toml"),
+        format!("{existing}{security}"),
+    )
+    .unwrap();
+    let server = start(&config, &pg);
+    owned_answers_ignore_the_collation(&server, "pgo", "PostgresScanExec: source=owned_pg sql=")
+        .await;
+}
