@@ -9,6 +9,7 @@
 
 mod catalog;
 mod database;
+mod derivable;
 mod error;
 mod policy;
 mod raw;
@@ -24,6 +25,7 @@ pub use catalog::{
 };
 pub use database::query::{AggregateFn, JoinSide, RemoteAggregate, RemoteQuery, inner_join};
 pub use database::{DatabaseKind, RemoteTable, SourceError, SourceErrorKind, source_error};
+pub use derivable::derivable_masks;
 pub use error::{ConfigError, ConfigErrors, Error, Result};
 pub use policy::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
 pub use sealed::{DatasetScan, SealedTable};

@@ -8,11 +8,12 @@
 //! A hostile client must not be able to flush the trail away:
 //! - a record is bounded: a statement longer than [`STATEMENT_PREFIX`] bytes is kept as its
 //!   prefix, its length and its SHA-256; an error text as its first [`ERROR_PREFIX`] bytes;
-//! - every source has a budget of records a minute: a principal `audit_records_per_minute`,
-//!   a client address without (valid) credentials a tenth of it, and all such addresses
-//!   together as much as one principal; a source's requests past its budget are refused
-//!   before they do any work (ResourceExhausted, "retry after"), and the records it could
-//!   not write are counted in one `suppressed` record per source and minute;
+//! - every source has a budget of records a minute: a principal `audit_records_per_minute`;
+//!   a client address a tenth of it for its anonymous requests and another tenth for its
+//!   requests without valid credentials (logins, bad tokens), and all addresses together as
+//!   much as one principal for each of the two; a source's requests past its budget are
+//!   refused before they do any work (ResourceExhausted, "retry after"), and the records
+//!   it could not write are counted in one `suppressed` record per source and minute;
 //! - rotation never deletes a file younger than `audit_retention_days`, whatever
 //!   `audit_max_files` says;
 //! - when a record cannot be written (the disk is full), the log keeps up to
@@ -51,8 +52,10 @@ pub(crate) const STATEMENT_PREFIX: usize = 4096;
 const ERROR_PREFIX: usize = 1024;
 /// Records kept in memory while the disk refuses them.
 const PENDING_MAX: usize = 100_000;
-/// The key of the budget all sources without credentials share.
+/// The key of the budget the anonymous principal's requests share, from every address.
 const ALL_ANONYMOUS: &str = "anonymous:*";
+/// The key of the budget requests without valid credentials share, from every address.
+const ALL_ADDRESSES: &str = "address:*";
 /// Budgets tracked at most; full ones are forgotten first.
 const MAX_BUDGETS: usize = 100_000;
 
@@ -154,12 +157,16 @@ fn prefix(s: &str, n: usize) -> &str {
     &s[..end]
 }
 
-/// The budget a request is charged to: an authenticated principal's own, or, for requests
-/// without valid credentials (the anonymous principal included), its client address's.
+/// The budget a request is charged to: an authenticated principal's own; for the anonymous
+/// principal, its client address's anonymous budget; for requests whose credentials have not
+/// (yet) held — logins, bad tokens — its client address's. A flood of anonymous queries
+/// from an address then does not stop logins from it, nor failed logins its open data.
 pub(crate) fn source_key(authenticated: Option<&str>, client: Option<&str>) -> String {
+    let address = client.unwrap_or("unknown");
     match authenticated {
-        Some(id) if id != bund_catalogs::ANONYMOUS && id != "-" => format!("principal:{id}"),
-        _ => format!("address:{}", client.unwrap_or("unknown")),
+        Some(bund_catalogs::ANONYMOUS) => format!("anonymous:{address}"),
+        Some(id) if id != "-" => format!("principal:{id}"),
+        _ => format!("address:{address}"),
     }
 }
 
@@ -215,10 +222,10 @@ impl Shared {
     /// credentials a tenth of that, and all of those addresses together as much as one
     /// principal.
     fn capacity(&self, key: &str) -> f64 {
-        if key.starts_with("address:") {
-            (self.per_minute / 10.0).max(1.0)
-        } else {
+        if key.ends_with(":*") || key.starts_with("principal:") {
             self.per_minute
+        } else {
+            (self.per_minute / 10.0).max(1.0)
         }
     }
 
@@ -235,10 +242,13 @@ impl Shared {
         b.tokens
     }
 
-    /// The keys a source's records are charged to.
+    /// The keys a source's records are charged to: its own, and for an address the
+    /// budget all addresses of its kind share.
     fn keys(source: &str) -> Vec<&str> {
-        if source.starts_with("address:") {
+        if source.starts_with("anonymous:") {
             vec![source, ALL_ANONYMOUS]
+        } else if source.starts_with("address:") {
+            vec![source, ALL_ADDRESSES]
         } else {
             vec![source]
         }
@@ -819,6 +829,10 @@ mod tests {
         }
         assert!(log.shared.wait("address:10.0.0.1").is_some());
         assert!(log.shared.wait("address:10.0.0.2").is_none());
+        assert!(
+            log.shared.wait("anonymous:10.0.0.1").is_none(),
+            "failed logins do not use up the address's open data"
+        );
         assert!(log.shared.wait("principal:bob").is_none());
         log.flush(Duration::from_secs(5));
         assert_eq!(read_all(&dir).len(), 5);

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod error;
 mod executor;
+mod logins;
 mod metadata;
 mod query;
 mod reload;
@@ -201,6 +202,9 @@ async fn serve(
     for w in &catalog.warnings {
         tracing::warn!("{w}");
     }
+    for w in bund_catalogs::derivable_masks(&catalog) {
+        tracing::warn!("{w}");
+    }
     tracing::info!(
         datasets = catalog.datasets.len(),
         principals = catalog.security.len(),
@@ -222,8 +226,10 @@ async fn serve(
     let executors = Arc::new(
         executor::Executors::new(&catalog.settings).context("cannot start the query threads")?,
     );
+    let logins = logins::Logins::new(catalog.settings.max_concurrent_logins)
+        .context("cannot start the login threads")?;
     let engine = Arc::new(Engine::new(Arc::new(catalog)));
-    let service = service::BundService::new(engine, auth::Signer::from_env(), executors);
+    let service = service::BundService::new(engine, auth::Signer::from_env(), executors, logins);
     reload::spawn(opts.clone(), service.engine_slot());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -297,7 +303,13 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Check { config, data_dir } => {
             let rt = tokio::runtime::Runtime::new()?;
             let opts = load_options(&config, data_dir);
-            Ok(match rt.block_on(load(&opts)) {
+            let loaded = rt.block_on(load(&opts));
+            if let Ok(c) = &loaded {
+                for w in bund_catalogs::derivable_masks(c) {
+                    eprintln!("bund: warning: {w}");
+                }
+            }
+            Ok(match loaded {
                 Ok(c) if !c.warnings.is_empty() => {
                     eprintln!(
                         "bund: {} has {} unreachable source(s):",

@@ -42,6 +42,7 @@ use tracing::Instrument;
 use crate::auth::{Claims, Kind, Signer, parse_basic};
 use crate::error::{Error, Result, audit_text, status};
 use crate::executor::{Executors, Stopped};
+use crate::logins::{Logins, NotChecked};
 use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, SQL_INFO, XDBC_TYPES};
 use crate::query::{FlightDataStream, Limiter, QueryRun, Running, stream_query};
 
@@ -66,8 +67,8 @@ pub(crate) struct BundService {
     limiter: Limiter,
     running: Arc<Running>,
     bound: Mutex<BoundHandles>,
-    /// Password checks running at once.
-    logins: Arc<tokio::sync::Semaphore>,
+    /// The threads that check passwords.
+    logins: Logins,
 }
 
 #[derive(Default)]
@@ -102,6 +103,18 @@ impl BoundHandles {
         }
     }
 }
+
+/// Bound parameters past `max_parameter_kb`.
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bound parameters too large")
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 /// Whether the current request's source may go on (see `audit`).
 fn admit() -> Result<()> {
@@ -240,10 +253,15 @@ fn empty(schema: &SchemaRef) -> (SchemaRef, RecordBatch) {
 }
 
 impl BundService {
-    pub(crate) fn new(engine: Arc<Engine>, signer: Signer, executors: Arc<Executors>) -> Self {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        signer: Signer,
+        executors: Arc<Executors>,
+        logins: Logins,
+    ) -> Self {
         let settings = engine.catalog().settings.clone();
         Self {
-            logins: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_logins)),
+            logins,
             limiter: Limiter::new(&settings),
             executors,
             engine: Arc::new(RwLock::new(engine)),
@@ -324,26 +342,23 @@ impl BundService {
             return Err(Error::BadCredentials);
         }
         let engine = self.engine();
-        // argon2 takes 19 MiB and tens of milliseconds by design: a bounded number run at
-        // once, off the async workers; the others wait their turn, up to the queue timeout.
-        let slot = tokio::time::timeout(
-            self.settings.queue_timeout,
-            Arc::clone(&self.logins).acquire_owned(),
-        )
-        .await
-        .map_err(|_| Error::Busy {
-            running: self.settings.max_concurrent_logins,
+        let busy = || Error::Busy {
+            running: self.logins.threads(),
             whose: "logins",
             waited_secs: self.settings.queue_timeout.as_secs(),
-        })?
-        .map_err(|_| Error::Internal("login limiter closed".into()))?;
-        let principal = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            engine.catalog().security.authenticate(&user, &password)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("login task failed: {e}")))?
-        .map_err(|_| Error::BadCredentials)?;
+        };
+        let principal = self
+            .logins
+            .check(
+                move || engine.catalog().security.authenticate(&user, &password),
+                self.settings.queue_timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                NotChecked::Busy => busy(),
+                NotChecked::Lost => Error::Internal("a login thread stopped".into()),
+            })?
+            .map_err(|_| Error::BadCredentials)?;
         let token = self.signer.sign_text(&Claims::new(
             Kind::Session,
             &principal.id,
@@ -979,55 +994,69 @@ impl FlightSqlService for BundService {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let rid = new_request_id();
         let client = peer(&request);
-        let fut =
-            async {
-                let principal = self.principal(request.metadata())?;
-                let original = cmd.prepared_statement_handle.to_vec();
-                let claims =
-                    self.signer
-                        .open(&original, Kind::Prepared, &principal.id, &self.version())?;
-                let data = request
-                    .into_inner()
-                    .map_err(|s| FlightError::Tonic(Box::new(s)));
-                // read no more than the parameters may hold
-                let max = self.settings.max_parameter_bytes;
-                let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
-                let mut batches: Vec<RecordBatch> = Vec::new();
-                let mut held = 0usize;
-                while let Some(b) = stream.try_next().await.map_err(|e| {
-                    Error::BadRequest(format!("cannot read the bound parameters: {e}"))
-                })? {
-                    held += b.get_array_memory_size();
-                    if held > max {
-                        return Err(Error::Planner(bund_planner::Error::Parameters {
-                            message: format!(
-                                "the bound values hold more than {} KiB (max_parameter_kb)",
-                                max / 1024
-                            ),
-                        }));
-                    }
-                    if b.num_rows() > 0 {
-                        batches.push(b);
-                    }
+        let fut = async {
+            let principal = self.principal(request.metadata())?;
+            let original = cmd.prepared_statement_handle.to_vec();
+            let claims =
+                self.signer
+                    .open(&original, Kind::Prepared, &principal.id, &self.version())?;
+            // read no more than the parameters may hold: the messages are counted as
+            // they arrive, before they are decoded
+            let max = self.settings.max_parameter_bytes;
+            let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = Arc::clone(&received);
+            let data = request.into_inner().map(move |m| {
+                let m = m.map_err(|s| FlightError::Tonic(Box::new(s)))?;
+                let size = m.data_header.len() + m.data_body.len();
+                let n = counted.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+                if n > max {
+                    return Err(FlightError::ExternalError(Box::new(TooLarge)));
                 }
-                let [batch] = batches.as_slice() else {
-                    return Err(Error::Planner(bund_planner::Error::Parameters {
-                        message: format!(
-                            "bind exactly one row of values, got {} batches",
-                            batches.len()
-                        ),
-                    }));
-                };
-                let mut bound = claims.clone();
-                bound.params = Some(encode_params(batch)?);
-                let handle = self.signer.sign_binary(&bound);
-                if let Ok(mut b) = self.bound.lock() {
-                    b.insert(original, handle.clone());
-                }
-                Ok(DoPutPreparedStatementResult {
-                    prepared_statement_handle: Some(handle.into()),
+                Ok(m)
+            });
+            let too_large = || {
+                Error::Planner(bund_planner::Error::Parameters {
+                    message: format!(
+                        "the bound values take more than {} KiB (max_parameter_kb)",
+                        max / 1024
+                    ),
                 })
             };
+            let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
+            let mut batches: Vec<RecordBatch> = Vec::new();
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(b)) if b.num_rows() > 0 => batches.push(b),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) if received.load(std::sync::atomic::Ordering::Relaxed) > max => {
+                        return Err(too_large());
+                    }
+                    Err(e) => {
+                        return Err(Error::BadRequest(format!(
+                            "cannot read the bound parameters: {e}"
+                        )));
+                    }
+                }
+            }
+            let [batch] = batches.as_slice() else {
+                return Err(Error::Planner(bund_planner::Error::Parameters {
+                    message: format!(
+                        "bind exactly one row of values, got {} batches",
+                        batches.len()
+                    ),
+                }));
+            };
+            let mut bound = claims.clone();
+            bound.params = Some(encode_params(batch)?);
+            let handle = self.signer.sign_binary(&bound);
+            if let Ok(mut b) = self.bound.lock() {
+                b.insert(original, handle.clone());
+            }
+            Ok(DoPutPreparedStatementResult {
+                prepared_statement_handle: Some(handle.into()),
+            })
+        };
         traced("DoPut(PreparedStatementQuery)", client, fut, &rid).await
     }
 

@@ -118,7 +118,7 @@ impl SqliteDatabase {
         );
         let stmt = conn.prepare(&sql).map_err(|e| self.sqlite_error(&e))?;
         let mut out = Vec::new();
-        for (i, c) in stmt.columns().into_iter().enumerate() {
+        for (i, c) in stmt.columns().enumerate() {
             let decl = c.decl_type().unwrap_or("");
             let (dt, as_text) =
                 self.settings

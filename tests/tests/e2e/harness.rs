@@ -143,6 +143,16 @@ impl Server {
         Self::start_with(CONFIG.get_or_init(|| example_config("config", None)))
     }
 
+    /// The server's process id (for its memory and CPU in /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process runs.
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub(crate) fn uri(&self) -> String {
         format!("grpc://{}", self.addr)
     }

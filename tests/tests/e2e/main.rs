@@ -11,6 +11,7 @@ mod dbservers;
 mod flight;
 mod flightsql;
 mod harness;
+mod hostile;
 mod mariadb;
 mod s3;
 mod security;
