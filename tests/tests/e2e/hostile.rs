@@ -860,3 +860,191 @@ async fn a_large_constant_repeated_on_every_row_is_refused() {
     assert_eq!(code, Code::InvalidArgument);
     assert!(message.contains("KiB"), "{message}");
 }
+
+// ------------------------------------------------------------ all of them at once
+
+/// One attacker: a client that sends `sql` again and again until `stop`.
+fn attacker(
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut c: Raw,
+    sql: String,
+) -> tokio::task::JoinHandle<usize> {
+    let stop = std::sync::Arc::clone(stop);
+    tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = c.query(&sql).await;
+            n += 1;
+        }
+        n
+    })
+}
+
+/// The CI's hostile-client check: for half a minute, clients without credentials and two
+/// of the example's principals send every kind of attack above at once, while two other
+/// principals run ordinary queries. Those must all answer (their latencies are printed),
+/// the server's memory must stay within its limit, and SIGTERM must stop it at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_every_attack_at_once_others_answer_memory_holds_and_sigterm_stops() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const LIMIT_MB: u64 = 1024;
+    const ATTACK: Duration = Duration::from_secs(30);
+    let config = example_config(
+        "siege",
+        Some(&format!(
+            "memory_limit_mb = {LIMIT_MB}\nanonymous_query_timeout_secs = 10\nquery_timeout_secs = 30\n"
+        )),
+    );
+    let mut server = Server::start_with(&config);
+    let pid = server.pid();
+    let (_, base) = memory_mib(pid);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut attacks = Vec::new();
+    let statements: Vec<String> = vec![
+        CROSS_JOIN.to_string(),
+        format!("SELECT {}", vec!["1"; 5_000].join("+")),
+        format!("SELECT {}1{}", "(".repeat(3_000), ")".repeat(3_000)),
+        {
+            let mut sql = "WITH a0 AS (SELECT poi_id FROM planning.poi)".to_string();
+            for i in 0..16 {
+                sql.push_str(&format!(
+                    ", a{} AS (SELECT * FROM a{i} UNION ALL SELECT * FROM a{i})",
+                    i + 1
+                ));
+            }
+            sql + " SELECT count(*) FROM a16"
+        },
+        format!(
+            "SELECT count(*) FROM {}",
+            (0..300)
+                .map(|i| format!("planning.poi p{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "SELECT repeat('x', 400000000)".to_string(),
+        format!("SELECT '{}' FROM planning.poi", "x".repeat(1 << 20)),
+        format!(
+            "DELETE FROM planning.poi WHERE name = '{}'",
+            "x".repeat(3 << 20)
+        ),
+        format!(
+            "SELECT count(*) FROM planning.poi WHERE name LIKE '{}'",
+            huge_pattern()
+        ),
+    ];
+    // without credentials: every statement, two clients each
+    for sql in statements {
+        for _ in 0..2 {
+            attacks.push(attacker(&stop, server.client().await, sql.clone()));
+        }
+    }
+    // logins of users that do not exist
+    for i in 0..4 {
+        let mut c = server.client().await;
+        let stop = Arc::clone(&stop);
+        attacks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = c.handshake_basic(&format!("nobody{i}:wrong"), true).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    // principals that attack: oracles, EXPLAIN ANALYZE, failing casts, large parameters
+    let hidden = admin_value(
+        &server,
+        "SELECT household_id FROM police.residents WHERE district_code <> '310115' LIMIT 1",
+    )
+    .await;
+    for sql in [
+        format!(
+            "SELECT count(*) FROM police.residents WHERE (household_id = '{hidden}' AND household_id LIKE '{}') OR sex = 'zz'",
+            huge_pattern()
+        ),
+        "EXPLAIN ANALYZE SELECT count(*) FROM police.residents WHERE sex = 'F'".to_string(),
+        "SELECT CAST(name AS INT) FROM police.residents".to_string(),
+        "SELECT * FROM police.residents".to_string(),
+    ] {
+        attacks.push(attacker(&stop, server.login("pudong_police").await, sql));
+    }
+    attacks.push(attacker(
+        &stop,
+        server.login("market_analyst").await,
+        "SELECT * FROM market.enterprises a, market.enterprises b".to_string(),
+    ));
+
+    // ordinary work of two other principals, timed
+    let mut ordinary = Vec::new();
+    for (who, sql) in [
+        (
+            "admin",
+            "SELECT count(*) FROM police.residents WHERE district_code = '310115'",
+        ),
+        (
+            "city_analyst",
+            "SELECT district_code, count(*) FROM open.residents_by_district GROUP BY district_code",
+        ),
+    ] {
+        let mut c = server.login(who).await;
+        let stop = Arc::clone(&stop);
+        ordinary.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                match c.query(sql).await {
+                    Ok(_) => latencies.push(started.elapsed()),
+                    Err(e) => failures.push(format!("{who}: {e}")),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (latencies, failures)
+        }));
+    }
+    tokio::time::sleep(ATTACK).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    for o in ordinary {
+        let (l, f) = o.await.unwrap();
+        latencies.extend(l);
+        failures.extend(f);
+    }
+    let mut attempts = 0;
+    for a in attacks {
+        // an attacker stuck in a long query is not waited for
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(15), a).await {
+            attempts += n;
+        }
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let (peak, rss) = memory_mib(pid);
+    println!(
+        "siege: {} ordinary queries answered in {ATTACK:?} (p50 {:?}, p99 {:?}, max {:?}); {attempts} attack attempts; server memory {base} MiB at start, peak {peak} MiB, now {rss} MiB (memory_limit_mb {LIMIT_MB})",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
+    assert!(failures.is_empty(), "ordinary queries failed: {failures:?}");
+    assert!(
+        latencies.len() > 20,
+        "too few answered: {}",
+        latencies.len()
+    );
+    assert!(pct(0.99) < Duration::from_secs(10), "p99 {:?}", pct(0.99));
+    assert!(peak < base + LIMIT_MB, "peak {peak} MiB past the limit");
+    assert!(server.alive());
+    let started = Instant::now();
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "SIGTERM took {:?}",
+        started.elapsed()
+    );
+}
