@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod error;
 mod executor;
+mod guarded;
 mod logins;
 mod metadata;
 mod query;
@@ -237,7 +238,7 @@ async fn serve(
     let local = listener.local_addr()?;
     println!("bund: serving Flight SQL on grpc://{local}");
     std::io::stdout().flush()?;
-    let server = FlightServiceServer::new(service)
+    let server = FlightServiceServer::new(guarded::Guarded(service))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(usize::MAX);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);

@@ -104,6 +104,17 @@ impl BoundHandles {
     }
 }
 
+/// A filter pattern of a metadata command that cannot be used (one too large to compile
+/// into a regular expression): the client's request, not Bund's bug.
+fn bad_pattern(e: FlightError) -> Error {
+    match e {
+        FlightError::Arrow(datafusion::arrow::error::ArrowError::InvalidArgumentError(m)) => {
+            Error::BadRequest(format!("the filter pattern cannot be used: {m}"))
+        }
+        other => Error::from(other),
+    }
+}
+
 /// Bound parameters past `max_parameter_kb`.
 #[derive(Debug)]
 struct TooLarge;
@@ -509,7 +520,7 @@ impl BundService {
                 &Schema::new(fields),
             )?;
         }
-        Ok((builder.schema(), builder.build()?))
+        Ok((builder.schema(), builder.build().map_err(bad_pattern)?))
     }
 
     fn schemas_batch(
@@ -521,7 +532,7 @@ impl BundService {
         for name in self.engine().access(principal)?.schema_names() {
             builder.append(BUND_CATALOG, name);
         }
-        Ok((builder.schema(), builder.build()?))
+        Ok((builder.schema(), builder.build().map_err(bad_pattern)?))
     }
 
     fn cancel(&self, info: &FlightInfo, principal: &Principal) -> CancelStatus {

@@ -61,6 +61,17 @@ impl Error {
                 other => other,
             },
             DataFusionError::Diagnostic(_, inner) => Self::from_planning(*inner),
+            // DataFusion reports a call whose arguments fit no signature of the function
+            // (`sum('x')`) as its own bug: it is the statement's
+            DataFusionError::Internal(m) if m.contains("failed to match any signature") => {
+                Self::Plan {
+                    message: m
+                        .split(". This issue was likely caused")
+                        .next()
+                        .unwrap_or(&m)
+                        .to_string(),
+                }
+            }
             other => Self::Execution(other),
         }
     }

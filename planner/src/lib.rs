@@ -28,4 +28,6 @@ pub use limits::{Limits, MAX_PLAN_DEPTH};
 pub use rewrite::Touched;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -196,7 +196,9 @@ pub(crate) async fn fixture() -> &'static Fixture {
 
 /// Runs a test on a thread with the stack of a query thread (`bund-server`'s executor):
 /// planning recurses over expression trees, and the test harness's threads have 2 MiB.
-fn big_stack<T: Send + 'static>(fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
+pub(crate) fn big_stack<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     std::thread::Builder::new()
         .stack_size(128 << 20)
         .spawn(move || {

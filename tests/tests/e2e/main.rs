@@ -10,6 +10,7 @@ mod databases;
 mod dbservers;
 mod flight;
 mod flightsql;
+mod fuzz;
 mod harness;
 mod hostile;
 mod mariadb;
