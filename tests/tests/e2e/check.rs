@@ -123,7 +123,7 @@ fn security_catalog_errors_name_file_entry_and_field() {
     let security = security
         // a mask function that does not exist, and a mask of an unknown column
         .replace(
-            "masks = { id_card = \"mask_id_card\", phone = \"mask_phone\", name = \"mask_name_cn\" }",
+            "masks = { id_card = \"mask_id_card\", phone = \"mask_phone\", name = \"mask_name_cn\", birth_date = \"mask_date_year\" }",
             "masks = { id_card = \"mask_everything\", shoe_size = \"mask_phone\", name = \"mask_name_cn\" }",
         )
         ;

@@ -276,13 +276,14 @@ async fn drivers_see_every_example_principal_as_described() {
         }
     }
 
-    // auditor: a statement another principal ran is in the log, once, with its outcome.
+    // auditor: a statement another principal ran is in the log, once as planned and once as
+    // run, with its outcome.
     let marker = format!("SELECT 'drivers-{}' AS marker", server.addr);
     let mut police = server.login("pudong_police").await;
     police.query(&marker).await.unwrap();
     let mut auditor = server.login("auditor").await;
     let lookup = format!(
-        "SELECT principal, rpc, outcome FROM system.audit_log WHERE statement = '{}'",
+        "SELECT principal, rpc, outcome FROM system.audit_log WHERE statement = '{}' AND rpc = 'DoGet(Statement)'",
         marker.replace('\'', "''")
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -297,7 +298,8 @@ async fn drivers_see_every_example_principal_as_described() {
         user: Some("auditor"),
         table: "system.audit_log",
         query: &lookup,
-        prepared: "SELECT count(*) AS n FROM system.audit_log WHERE statement = ?",
+        // planned by GetFlightInfo, run by DoGet: one record each
+        prepared: "SELECT count(*) AS n FROM system.audit_log WHERE statement = ? AND rpc = 'GetFlightInfo(Statement)'",
         param: &marker,
     };
     let want = flow.expected(&server).await;

@@ -184,7 +184,7 @@ async fn truth(server: &Server) -> Truth {
     .await[0]
         .clone();
     let b = a
-        .query("SELECT CAST(min(date_trunc('year', birth_date)) AS DATE) AS VARCHAR), CAST(CAST(max(date_trunc('year', birth_date)) AS DATE) AS VARCHAR) FROM police.residents WHERE district_code = '310115'")
+        .query("SELECT CAST(CAST(min(date_trunc('year', birth_date)) AS DATE) AS VARCHAR), CAST(CAST(max(date_trunc('year', birth_date)) AS DATE) AS VARCHAR) FROM police.residents WHERE district_code = '310115'")
         .await
         .unwrap();
     let population_rows = count(&mut a, "SELECT count(*) FROM topic.population").await;
