@@ -365,7 +365,9 @@ async fn fuzz_flight_sql_commands_and_tickets() {
     let mut after = server.login("admin").await;
     let b = after.query("SELECT 1").await.expect("still serving");
     assert_eq!(column_strings(&b, 0), vec!["1"]);
-    println!("flight fuzz: seed {seed}, {secs} s: {calls} calls, answers by status {codes:?}");
+    crate::hostile::report(format!(
+        "flight fuzz: seed {seed}, {secs} s: {calls} calls, answers by status {codes:?}"
+    ));
     assert!(
         !codes.contains_key("Internal"),
         "internal errors: {codes:?}"

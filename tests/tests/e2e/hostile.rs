@@ -43,6 +43,13 @@ async fn still_serving(server: &Server) {
     assert_eq!(column_strings(&n, 0), vec!["1"]);
 }
 
+/// Writes a line of figures to standard error directly, past the test harness's capture, so
+/// that CI's log shows it.
+pub(crate) fn report(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// A raw value the admin sees, by SQL.
 async fn admin_value(server: &Server, sql: &str) -> String {
     let mut a = server.login("admin").await;
@@ -1023,13 +1030,14 @@ async fn under_every_attack_at_once_others_answer_memory_holds_and_sigterm_stops
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     let (peak, rss) = memory_mib(pid);
-    println!(
+    // straight to standard error, past the test harness's capture: CI shows the figures
+    report(format!(
         "siege: {} ordinary queries answered in {ATTACK:?} (p50 {:?}, p99 {:?}, max {:?}); {attempts} attack attempts; server memory {base} MiB at start, peak {peak} MiB, now {rss} MiB (memory_limit_mb {LIMIT_MB})",
         latencies.len(),
         pct(0.5),
         pct(0.99),
         latencies.last().unwrap()
-    );
+    ));
     assert!(failures.is_empty(), "ordinary queries failed: {failures:?}");
     assert!(
         latencies.len() > 20,
