@@ -372,10 +372,11 @@ pub(crate) struct RemoteColumn {
     pub(crate) name: String,
     pub(crate) as_text: bool,
     pub(crate) text_fn: Option<&'static str>,
-    /// The database compares this column's text byte for byte: SQLite's BINARY collation
-    /// or a deterministic PostgreSQL collation, read from the database at load. False
-    /// where it is not, where it is unknown (a computed column of a query, a database
-    /// that was down at load) and always for MySQL and Flight SQL services: such a column
+    /// The database compares this column's text byte for byte: SQLite's BINARY collation,
+    /// a deterministic PostgreSQL collation, a binary MySQL collation that does not pad,
+    /// read from the database at load. False where it is not, where it is unknown (a
+    /// computed column of a query, a database that was down at load) and always for Flight
+    /// SQL services: such a column
     /// is only compared for equality where a match keeps the row, and never grouped, joined
     /// or ordered in the database.
     pub(crate) exact_text: bool,

@@ -198,6 +198,30 @@ impl MysqlDatabase {
             })
             .collect();
         result.drop_result().await.map_err(|e| self.my_error(&e))?;
+        // The collation of each column of a table: only a binary one that does not pad
+        // (MariaDB's `…_nopad_bin`, MySQL's `utf8mb4_0900_bin`) compares bytes as Bund does;
+        // the usual ones ignore case and trailing spaces. A query's columns stay unknown.
+        let mut byte_exact = std::collections::HashSet::new();
+        if let RemoteSource::Table(parts) = source {
+            let (schema, table) = match parts.as_slice() {
+                [schema, table] => (Some(schema.clone()), table.clone()),
+                [table] => (None, table.clone()),
+                _ => (None, String::new()),
+            };
+            let rows: Vec<(String, Option<String>)> = conn
+                .exec(
+                    "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                    (schema, table),
+                )
+                .await
+                .map_err(|e| self.my_error(&e))?;
+            for (column, collation) in rows {
+                if collation.is_some_and(|c| c.ends_with("_nopad_bin") || c == "utf8mb4_0900_bin") {
+                    byte_exact.insert(column);
+                }
+            }
+        }
         conn.release();
         if columns.is_empty() {
             return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
@@ -212,10 +236,9 @@ impl MysqlDatabase {
                     Field::new(&c.name, dt, !c.flags.contains(ColumnFlags::NOT_NULL_FLAG)),
                     RemoteColumn {
                         text_fn: as_text.then(|| c.text_fn()),
+                        exact_text: byte_exact.contains(&c.name),
                         name: c.name,
                         as_text,
-                        // MySQL's usual collations ignore case and trailing spaces
-                        exact_text: false,
                     },
                 ))
             })

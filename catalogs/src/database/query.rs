@@ -373,9 +373,10 @@ fn groups_exactly(kind: DatabaseKind, t: &DataType, exact_text: bool) -> bool {
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
             !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
         }
-        // PostgreSQL's deterministic collations and SQLite's BINARY compare bytes for
-        // equality; NOCASE, RTRIM, non-deterministic collations and MySQL's usual ones do
-        // not, a Flight SQL service's are unknown (their columns are never exact).
+        // PostgreSQL's deterministic collations, SQLite's BINARY and MySQL's binary ones
+        // that do not pad compare bytes for equality; NOCASE, RTRIM, non-deterministic
+        // collations and MySQL's usual ones do not, a Flight SQL service's are unknown
+        // (their columns are never exact).
         DataType::Utf8 => exact_text,
         // MySQL's BOOL is an integer
         DataType::Boolean => !matches!(kind, DatabaseKind::Mysql | DatabaseKind::FlightSql),

@@ -771,11 +771,11 @@ source = {{ kind = "database", database = "hrss_sqlite", table = "districts" }}
 }
 
 /// Rows of the `owned` table: owners that a case-insensitive collation confuses.
-const OWNED: &[(&str, i64)] = &[("alice", 1), ("ALICE", 100), ("bob", 10)];
+pub(crate) const OWNED: &[(&str, i64)] = &[("alice", 1), ("ALICE", 100), ("bob", 10)];
 
 /// A bureau `schema` whose `owned` table lives in `database`: admin reads it all, the police
 /// officer only alice's rows.
-fn owned_catalog(schema: &str, database: &str, table: &str) -> (String, String) {
+pub(crate) fn owned_catalog(schema: &str, database: &str, table: &str) -> (String, String) {
     let catalog = format!(
         r#"
 [[bureau]]
@@ -817,7 +817,11 @@ dataset = "{schema}.owned"
 
 /// What a row filter and the user's work on a column under a collation that ignores case
 /// must give: Bund's answers, whatever the database's collation would have made of them.
-async fn owned_answers_ignore_the_collation(server: &Server, schema: &str, marker: &str) {
+pub(crate) async fn owned_answers_ignore_the_collation(
+    server: &Server,
+    schema: &str,
+    marker: &str,
+) {
     let mut police = server.login("pudong_police").await;
     let count = format!("SELECT count(*), sum(amount) FROM {schema}.owned");
     let sent = scans_sql(&mut police, &count, marker).await.join("\n");

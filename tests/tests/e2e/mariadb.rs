@@ -477,3 +477,61 @@ fn mariadb_columns_bund_cannot_map_are_refused_at_load_unless_read_as_text() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn mariadb_text_under_its_usual_collation_stays_in_bund_and_under_nopad_bin_runs_there() {
+    let db = Mariadb::start("collations");
+    let mut sql = String::from(
+        "CREATE TABLE owned (owner VARCHAR(20) NOT NULL, amount INT NOT NULL);
+         CREATE TABLE owned_bin (owner VARCHAR(20) COLLATE utf8mb4_nopad_bin NOT NULL, amount INT NOT NULL);",
+    );
+    for (owner, amount) in crate::databases::OWNED {
+        sql.push_str(&format!(
+            "INSERT INTO owned VALUES ('{owner}', {amount}); INSERT INTO owned_bin VALUES ('{owner}', {amount});"
+        ));
+    }
+    db.sql(&sql);
+    let config = example_config("config-mariadb-collations", None);
+    let (loose, loose_security) = crate::databases::owned_catalog("myo", "owned_my", "owned");
+    let (exact, exact_security) = crate::databases::owned_catalog("myb", "owned_my", "owned_bin");
+    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
+    std::fs::write(
+        config.join("catalog.toml"),
+        format!(
+            "{catalog}\n[[database]]\nname = \"owned_my\"\nkind = \"mysql\"\nurl_env = \"{URL_ENV}\"\n{loose}{exact}"
+        ),
+    )
+    .unwrap();
+    let existing = std::fs::read_to_string(config.join("security.toml")).unwrap();
+    std::fs::write(
+        config.join("security.toml"),
+        format!("{existing}{loose_security}{exact_security}"),
+    )
+    .unwrap();
+    let server = start(&config, &db);
+    let marker = "MysqlScanExec: source=owned_my sql=";
+    // the server's default collation ignores case: as SQLite's NOCASE
+    crate::databases::owned_answers_ignore_the_collation(&server, "myo", marker).await;
+
+    // a binary collation that does not pad compares bytes: the work may run there
+    let mut admin = server.login("admin").await;
+    let grouped = "SELECT owner, count(*) FROM myb.owned GROUP BY owner ORDER BY owner";
+    let sent = scans_sql(&mut admin, grouped, marker).await.join("\n");
+    assert!(sent.contains("GROUP BY"), "{sent}");
+    assert_eq!(
+        rows(&mut admin, grouped).await,
+        vec![vec!["ALICE", "1"], vec!["alice", "1"], vec!["bob", "1"]]
+    );
+    let other = "SELECT count(*) FROM myb.owned WHERE owner <> 'alice'";
+    let sent = scans_sql(&mut admin, other, marker).await.join("\n");
+    assert!(sent.contains("<>"), "{sent}");
+    assert_eq!(rows(&mut admin, other).await, vec![vec!["2"]]);
+    let mut police = server.login("pudong_police").await;
+    let count = "SELECT count(*), sum(amount) FROM myb.owned";
+    let sent = scans_sql(&mut police, count, marker).await.join("\n");
+    assert!(
+        sent.contains("COUNT("),
+        "the row filter is exact here: {sent}"
+    );
+    assert_eq!(rows(&mut police, count).await, vec![vec!["1", "1"]]);
+}
