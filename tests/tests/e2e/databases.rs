@@ -678,8 +678,7 @@ async fn sqlite_joins_aggregates_and_row_filters_are_sent_as_sql() {
     let dir = crate::harness::scratch_dir("sqlite-bureau");
     let file = dir.join("bureau.sqlite");
     let mut script = String::from(
-        "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n\
-         db.execute('CREATE TABLE people (id_card TEXT NOT NULL, district_code TEXT NOT NULL, amount INTEGER)')\n\
+        "db.execute('CREATE TABLE people (id_card TEXT NOT NULL, district_code TEXT NOT NULL, amount INTEGER)')\n\
          db.execute('CREATE TABLE districts (district_code TEXT PRIMARY KEY, name TEXT NOT NULL)')\n\
          db.execute(\"INSERT INTO districts VALUES ('310115', '浦东新区'), ('310101', '黄浦区')\")\n",
     );
@@ -689,18 +688,7 @@ async fn sqlite_joins_aggregates_and_row_filters_are_sent_as_sql() {
             "db.execute(\"INSERT INTO people VALUES ('{id}', '{d}', {cents})\")\n"
         ));
     }
-    script.push_str("db.commit()\n");
-    let python = std::env::var("BUND_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .args(["-c", &script])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    write_sqlite(&file, &script);
 
     let config = example_config("config-sqlite-bureau", None);
     let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
@@ -768,6 +756,31 @@ source = {{ kind = "database", database = "hrss_sqlite", table = "districts" }}
             vec!["310115********3456", "250000"]
         ]
     );
+}
+
+/// Runs a Python script that writes the SQLite database `file` (Python's own sqlite3).
+pub(crate) fn write_sqlite(file: &Path, script: &str) {
+    let python = std::env::var("BUND_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script =
+        format!("import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n{script}db.commit()\n");
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Appends entries to a configuration's catalog.toml and security.toml.
+pub(crate) fn append_config(config: &Path, catalog: &str, security: &str) {
+    for (file, extra) in [("catalog.toml", catalog), ("security.toml", security)] {
+        let text = std::fs::read_to_string(config.join(file)).unwrap();
+        std::fs::write(config.join(file), format!("{text}\n{extra}")).unwrap();
+    }
 }
 
 /// Rows of the `owned` table: owners that a case-insensitive collation confuses.
@@ -865,43 +878,24 @@ async fn a_sqlite_nocase_column_is_never_compared_grouped_or_ordered_in_sqlite()
     let dir = crate::harness::scratch_dir("sqlite-nocase");
     let file = dir.join("owned.sqlite");
     let mut script = String::from(
-        "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n\
-         db.execute('CREATE TABLE owned (owner TEXT COLLATE NOCASE NOT NULL, amount INTEGER NOT NULL)')\n",
+        "db.execute('CREATE TABLE owned (owner TEXT COLLATE NOCASE NOT NULL, amount INTEGER NOT NULL)')\n",
     );
     for (owner, amount) in OWNED {
         script.push_str(&format!(
             "db.execute(\"INSERT INTO owned VALUES ('{owner}', {amount})\")\n"
         ));
     }
-    script.push_str("db.commit()\n");
-    let python = std::env::var("BUND_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .args(["-c", &script])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    write_sqlite(&file, &script);
     let config = example_config("config-sqlite-nocase", None);
     let (bureau, security) = owned_catalog("sqo", "owned_sqlite", "owned");
-    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
-    std::fs::write(
-        config.join("catalog.toml"),
-        format!(
-            "{catalog}\n[[database]]\nname = \"owned_sqlite\"\nkind = \"sqlite\"\npath = \"{}\"\n{bureau}",
+    append_config(
+        &config,
+        &format!(
+            "[[database]]\nname = \"owned_sqlite\"\nkind = \"sqlite\"\npath = \"{}\"\n{bureau}",
             file.display()
         ),
-    )
-    .unwrap();
-    let existing = std::fs::read_to_string(config.join("security.toml")).unwrap();
-    std::fs::write(
-        config.join("security.toml"),
-        format!("{existing}{security}"),
-    )
-    .unwrap();
+        &security,
+    );
     let server = Server::start_with(&config);
     owned_answers_ignore_the_collation(&server, "sqo", "SqliteScanExec: source=owned_sqlite sql=")
         .await;
@@ -931,20 +925,13 @@ async fn a_postgres_non_deterministic_collation_is_never_compared_or_grouped_in_
     );
     let config = example_config("config-pg-nondeterministic", None);
     let (bureau, security) = owned_catalog("pgo", "owned_pg", "own.owned");
-    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
-    std::fs::write(
-        config.join("catalog.toml"),
-        format!(
-            "{catalog}\n[[database]]\nname = \"owned_pg\"\nkind = \"postgres\"\nurl_env = \"{URL_ENV}\"\n{bureau}"
+    append_config(
+        &config,
+        &format!(
+            "[[database]]\nname = \"owned_pg\"\nkind = \"postgres\"\nurl_env = \"{URL_ENV}\"\n{bureau}"
         ),
-    )
-    .unwrap();
-    let existing = std::fs::read_to_string(config.join("security.toml")).unwrap();
-    std::fs::write(
-        config.join("security.toml"),
-        format!("{existing}{security}"),
-    )
-    .unwrap();
+        &security,
+    );
     let server = start(&config, &pg);
     owned_answers_ignore_the_collation(&server, "pgo", "PostgresScanExec: source=owned_pg sql=")
         .await;

@@ -494,20 +494,13 @@ async fn mariadb_text_under_its_usual_collation_stays_in_bund_and_under_nopad_bi
     let config = example_config("config-mariadb-collations", None);
     let (loose, loose_security) = crate::databases::owned_catalog("myo", "owned_my", "owned");
     let (exact, exact_security) = crate::databases::owned_catalog("myb", "owned_my", "owned_bin");
-    let catalog = std::fs::read_to_string(config.join("catalog.toml")).unwrap();
-    std::fs::write(
-        config.join("catalog.toml"),
-        format!(
-            "{catalog}\n[[database]]\nname = \"owned_my\"\nkind = \"mysql\"\nurl_env = \"{URL_ENV}\"\n{loose}{exact}"
+    crate::databases::append_config(
+        &config,
+        &format!(
+            "[[database]]\nname = \"owned_my\"\nkind = \"mysql\"\nurl_env = \"{URL_ENV}\"\n{loose}{exact}"
         ),
-    )
-    .unwrap();
-    let existing = std::fs::read_to_string(config.join("security.toml")).unwrap();
-    std::fs::write(
-        config.join("security.toml"),
-        format!("{existing}{loose_security}{exact_security}"),
-    )
-    .unwrap();
+        &format!("{loose_security}{exact_security}"),
+    );
     let server = start(&config, &db);
     let marker = "MysqlScanExec: source=owned_my sql=";
     // the server's default collation ignores case: as SQLite's NOCASE
