@@ -394,7 +394,7 @@ fn fuzz_sql_through_the_guard_and_the_planner() {
                 .await;
             let took = started.elapsed();
             assert!(
-                took < Duration::from_secs(10),
+                took < Duration::from_secs(30),
                 "planning took {took:?} (seed {seed}): {}",
                 &sql[..sql.len().min(300)]
             );
