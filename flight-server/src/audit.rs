@@ -56,7 +56,7 @@ const PENDING_MAX: usize = 100_000;
 const ALL_ANONYMOUS: &str = "anonymous:*";
 /// The key of the budget requests without valid credentials share, from every address.
 const ALL_ADDRESSES: &str = "address:*";
-/// Budgets tracked at most; full ones are forgotten first.
+/// Budgets tracked before the ones untouched for a minute are forgotten.
 const MAX_BUDGETS: usize = 100_000;
 
 /// One audited request. Field names are the columns of `system.audit_log`.
@@ -212,6 +212,8 @@ struct Shared {
     /// False while records cannot be written.
     healthy: AtomicBool,
     budgets: Mutex<HashMap<String, Bucket>>,
+    /// Budgets tracked before the next pruning.
+    prune_at: std::sync::atomic::AtomicUsize,
     /// Records not written, by source, since the last `suppressed` record.
     suppressed: Mutex<HashMap<String, u64>>,
     per_minute: f64,
@@ -282,10 +284,13 @@ impl Shared {
                 b.tokens -= 1.0;
             }
         }
-        if budgets.len() > MAX_BUDGETS {
-            // full buckets hold nothing worth remembering
-            let per_minute = self.per_minute;
-            budgets.retain(|_, b| b.tokens < per_minute);
+        if budgets.len() > self.prune_at.load(Ordering::Relaxed) {
+            // a bucket untouched for a minute is full again: nothing worth remembering.
+            // The next pruning waits until the map has doubled, so that many sources active
+            // at once do not make every record scan it.
+            budgets.retain(|_, b| now.saturating_duration_since(b.at) < Duration::from_secs(60));
+            self.prune_at
+                .store((budgets.len() * 2).max(MAX_BUDGETS), Ordering::Relaxed);
         }
         true
     }
@@ -316,6 +321,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
             budgets: Mutex::new(HashMap::new()),
+            prune_at: std::sync::atomic::AtomicUsize::new(MAX_BUDGETS),
             suppressed: Mutex::new(HashMap::new()),
             per_minute: settings.records_per_minute as f64,
         });

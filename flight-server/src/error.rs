@@ -131,9 +131,7 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
             P::Refused { .. } | P::Forbidden { .. } => Status::permission_denied(p.to_string()),
             P::UnknownPrincipal { .. } => Status::unauthenticated(p.to_string()),
             P::Limit { .. } => Status::invalid_argument(p.to_string()),
-            P::Timeout { .. } => Status::deadline_exceeded(
-                "planning the statement ran past the query's time limit".to_string(),
-            ),
+            P::Timeout => Status::deadline_exceeded(p.to_string()),
             P::Execution(df) => datafusion_status(df, request_id),
         },
         Error::Busy { .. } => Status::resource_exhausted(e.to_string()),

@@ -126,45 +126,34 @@ impl Limiter {
 
     /// Waits up to the queue timeout for a slot of the principal's and one of the server's.
     pub(crate) async fn acquire(&self, principal: &Principal) -> Result<Permit> {
-        let (own, own_max) = if principal.is_anonymous() {
-            (Arc::clone(&self.anonymous), self.anonymous_max)
+        let (own, own_max, whose) = if principal.is_anonymous() {
+            (
+                Arc::clone(&self.anonymous),
+                self.anonymous_max,
+                "requests without credentials",
+            )
         } else {
             // one entry per principal of the security catalog that ever ran a query
             let mut map = self.principals.lock().unwrap_or_else(|p| p.into_inner());
             let s = map
                 .entry(principal.id.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_principal)));
-            (Arc::clone(s), self.per_principal)
+            (Arc::clone(s), self.per_principal, "this principal")
         };
         let deadline = tokio::time::Instant::now() + self.queue_timeout;
-        let own = match tokio::time::timeout_at(deadline, own.acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(Error::Internal("query limiter closed".into())),
-            Err(_) => {
-                return Err(Error::Busy {
-                    running: own_max,
-                    whose: if principal.is_anonymous() {
-                        "requests without credentials"
-                    } else {
-                        "this principal"
-                    },
+        let take = async |slots: Arc<Semaphore>, running: usize, whose: &'static str| {
+            match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
+                Ok(Ok(p)) => Ok(p),
+                Ok(Err(_)) => Err(Error::Internal("query limiter closed".into())),
+                Err(_) => Err(Error::Busy {
+                    running,
+                    whose,
                     waited_secs: self.queue_timeout.as_secs(),
-                });
+                }),
             }
         };
-        let global =
-            match tokio::time::timeout_at(deadline, Arc::clone(&self.global).acquire_owned()).await
-            {
-                Ok(Ok(p)) => p,
-                Ok(Err(_)) => return Err(Error::Internal("query limiter closed".into())),
-                Err(_) => {
-                    return Err(Error::Busy {
-                        running: self.max,
-                        whose: "the server",
-                        waited_secs: self.queue_timeout.as_secs(),
-                    });
-                }
-            };
+        let own = take(own, own_max, whose).await?;
+        let global = take(Arc::clone(&self.global), self.max, "the server").await?;
         Ok(Permit {
             _own: own,
             _global: global,

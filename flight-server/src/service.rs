@@ -138,7 +138,7 @@ fn admit() -> Result<()> {
 /// The error of planning that produced no plan on its executor.
 fn planning_stopped(stopped: Stopped) -> Error {
     match stopped {
-        Stopped::Deadline => Error::Planner(bund_planner::Error::Timeout { secs: 0 }),
+        Stopped::Deadline => Error::Planner(bund_planner::Error::Timeout),
         Stopped::Panicked(message) => Error::Internal(format!("planning panicked: {message}")),
     }
 }
@@ -426,6 +426,30 @@ impl BundService {
         deadline.min(Instant::now() + self.settings.planning_timeout)
     }
 
+    /// Runs planning work on the principal's executor until the planning deadline of a
+    /// query that must end by `deadline`.
+    async fn on_executor<T, F>(
+        &self,
+        principal: &Principal,
+        deadline: Instant,
+        work: impl FnOnce(Arc<Engine>, Instant) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = bund_planner::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let until = self.planning_deadline(deadline);
+        match self
+            .executors
+            .of(principal)
+            .run(work(self.engine(), until), until)
+            .await
+        {
+            Ok(done) => Ok(done?),
+            Err(stopped) => Err(planning_stopped(stopped)),
+        }
+    }
+
     /// Plans a statement on the principal's executor, under the planning deadline, and
     /// returns what `keep` takes of the plan there. (A plan is dropped where it was made:
     /// dropping a deep expression tree recurses as deeply as planning it did.)
@@ -437,20 +461,15 @@ impl BundService {
         deadline: Instant,
         keep: impl FnOnce(PlannedQuery) -> T + Send + 'static,
     ) -> Result<T> {
-        let engine = self.engine();
         let who = Arc::new(principal.clone());
         let text = sql.to_string();
-        let until = self.planning_deadline(deadline);
-        let work = async move {
+        self.on_executor(principal, deadline, |engine, until| async move {
             engine
                 .plan_until(&who, &text, params.as_ref(), Some(until))
                 .await
                 .map(keep)
-        };
-        match self.executors.of(principal).run(work, until).await {
-            Ok(planned) => Ok(planned?),
-            Err(stopped) => Err(planning_stopped(stopped)),
-        }
+        })
+        .await
     }
 
     /// GetFlightInfo of a metadata command: the ticket is the command itself (it carries
@@ -975,17 +994,13 @@ impl FlightSqlService for BundService {
             let engine = self.engine();
             audit::note_statement(&query.query);
             let _permit = self.limiter.acquire(&principal).await?;
-            let until = self.planning_deadline(Instant::now() + self.query_timeout(&principal));
-            let (planner, who, text) = (
-                Arc::clone(&engine),
-                Arc::clone(&principal),
-                query.query.clone(),
-            );
-            let work = async move { planner.prepare_until(&who, &text, Some(until)).await };
-            let info = match self.executors.of(&principal).run(work, until).await {
-                Ok(info) => info?,
-                Err(stopped) => return Err(planning_stopped(stopped)),
-            };
+            let deadline = Instant::now() + self.query_timeout(&principal);
+            let (who, text) = (Arc::clone(&principal), query.query.clone());
+            let info = self
+                .on_executor(&principal, deadline, |planner, until| async move {
+                    planner.prepare_until(&who, &text, Some(until)).await
+                })
+                .await?;
             let mut claims = Claims::new(Kind::Prepared, &principal.id, self.settings.prepared_ttl);
             claims.pv = Some(engine.catalog().version.clone());
             claims.sql = Some(query.query);

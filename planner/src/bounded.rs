@@ -120,17 +120,49 @@ fn array_row_len(a: &ArrayRef, i: usize) -> u64 {
 
 /// Each row's value of an integer argument (negative, NULL or not an integer: 0).
 fn row_int(arg: &ColumnarValue, i: usize) -> u64 {
-    let v = match arg {
-        ColumnarValue::Scalar(v) => v.clone(),
-        ColumnarValue::Array(a) if i < a.len() => match ScalarValue::try_from_array(a, i) {
-            Ok(v) => v,
-            Err(_) => return 0,
+    use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+    let positive = |n: i64| u64::try_from(n).unwrap_or(0);
+    match arg {
+        ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) => positive(*n),
+        ColumnarValue::Array(a) if i >= a.len() || a.is_null(i) => 0,
+        ColumnarValue::Array(a) if a.data_type() == &DataType::Int64 => {
+            positive(a.as_primitive::<Int64Type>().value(i))
+        }
+        ColumnarValue::Array(a) if a.data_type() == &DataType::Int32 => {
+            positive(i64::from(a.as_primitive::<Int32Type>().value(i)))
+        }
+        // other integer types, rarely: through a scalar
+        other => {
+            let v = match other {
+                ColumnarValue::Scalar(v) => v.clone(),
+                ColumnarValue::Array(a) => match ScalarValue::try_from_array(a, i) {
+                    Ok(v) => v,
+                    Err(_) => return 0,
+                },
+            };
+            match v.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(n))) => positive(n),
+                _ => 0,
+            }
+        }
+    }
+}
+
+/// Each row's value of a text argument, borrowed; `None` for NULL and other types.
+fn row_text(arg: &ColumnarValue, i: usize) -> Option<&str> {
+    match arg {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+        ) => Some(s),
+        ColumnarValue::Array(a) if i < a.len() && !a.is_null(i) => match a.data_type() {
+            DataType::Utf8 => Some(a.as_string::<i32>().value(i)),
+            DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i)),
+            DataType::Utf8View => Some(a.as_string_view().value(i)),
+            _ => None,
         },
-        ColumnarValue::Array(_) => return 0,
-    };
-    match v.cast_to(&DataType::Int64) {
-        Ok(ScalarValue::Int64(Some(n))) if n > 0 => n as u64,
-        _ => 0,
+        _ => None,
     }
 }
 
@@ -175,22 +207,14 @@ fn regexp_replace_bound(args: &[ColumnarValue], rows: usize) -> u64 {
     let (Some(s), Some(repl)) = (arg(args, 0), arg(args, 2)) else {
         return 0;
     };
-    let global = |i: usize| match arg(args, 3) {
-        Some(ColumnarValue::Scalar(v)) => v.to_string().contains('g'),
-        Some(ColumnarValue::Array(a)) => ScalarValue::try_from_array(a, i)
-            .map(|v| v.to_string().contains('g'))
-            .unwrap_or(true),
-        None => false,
+    // with the `g` flag every match is replaced, and an empty pattern matches everywhere
+    let global = |i: usize| {
+        arg(args, 3)
+            .and_then(|f| row_text(f, i))
+            .is_some_and(|f| f.contains('g'))
     };
-    let refs = |i: usize| -> u64 {
-        let text = match repl {
-            ColumnarValue::Scalar(v) => v.to_string(),
-            ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i)
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-        };
-        text.matches(['$', '\\']).count() as u64
-    };
+    // each `$n` or `\\n` in the replacement may insert the whole value
+    let refs = |i: usize| row_text(repl, i).map_or(0, |t| t.matches(['$', '\\']).count() as u64);
     per_row(rows, |i| {
         let len = row_len(s, i);
         let matches = if global(i) { len.saturating_add(1) } else { 1 };

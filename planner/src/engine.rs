@@ -47,6 +47,10 @@ pub struct Engine {
     /// The runtime of queries without credentials: the catalog's, with a memory pool capped
     /// at `anonymous_memory_limit_bytes` inside the shared one.
     public_runtime: Arc<RuntimeEnv>,
+    /// The optimizer's and physical optimizer's rules, made once: a statement with a
+    /// deadline gets them with a deadline check between each two.
+    optimizer_rules: Vec<Arc<dyn OptimizerRule + Send + Sync>>,
+    physical_rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -123,13 +127,15 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
 impl Engine {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let limit = catalog.settings.max_function_output_bytes;
+        let optimizer_rules = optimizer_rules(limit);
+        let physical_rules = physical_optimizer_rules();
         let mut base = SessionStateBuilder::new()
             .with_config(session_config())
             .with_runtime_env(catalog.runtime())
             .with_default_features()
             .with_query_planner(Arc::new(BundQueryPlanner))
-            .with_optimizer_rules(optimizer_rules(limit))
-            .with_physical_optimizer_rules(physical_optimizer_rules())
+            .with_optimizer_rules(optimizer_rules.clone())
+            .with_physical_optimizer_rules(physical_rules.clone())
             .build();
         // Users' sessions know every Bund function except those that carry secrets: policies
         // hold those as planned expressions, users cannot name them.
@@ -155,6 +161,8 @@ impl Engine {
             catalog,
             base,
             public_runtime,
+            optimizer_rules,
+            physical_rules,
         }
     }
 
@@ -203,12 +211,9 @@ impl Engine {
                 let d = Deadline(at);
                 builder
                     .with_analyzer_rules(interleave(rules, Arc::new(d)))
-                    .with_optimizer_rules(interleave(
-                        optimizer_rules(self.catalog.settings.max_function_output_bytes),
-                        Arc::new(d),
-                    ))
+                    .with_optimizer_rules(interleave(self.optimizer_rules.clone(), Arc::new(d)))
                     .with_physical_optimizer_rules(interleave(
-                        physical_optimizer_rules(),
+                        self.physical_rules.clone(),
                         Arc::new(d),
                     ))
                     .build()

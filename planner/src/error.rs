@@ -29,8 +29,8 @@ pub enum Error {
     #[error("{message}")]
     Limit { message: String },
     /// Planning ran past the query's deadline.
-    #[error("planning the statement took longer than the server allows ({secs} s)")]
-    Timeout { secs: u64 },
+    #[error("planning the statement ran past the query's time limit")]
+    Timeout,
     /// A failure while running the query.
     #[error("{0}")]
     Execution(DataFusionError),
@@ -41,7 +41,7 @@ impl Error {
     pub(crate) fn from_planning(e: DataFusionError) -> Self {
         if matches!(e.find_root(), DataFusionError::External(x) if x.is::<crate::limits::PlanningTimedOut>())
         {
-            return Self::Timeout { secs: 0 };
+            return Self::Timeout;
         }
         match e {
             DataFusionError::SQL(e, _) => Self::Syntax {

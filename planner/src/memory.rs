@@ -57,7 +57,7 @@ impl MemoryPool for CappedPool {
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
-        let before = self
+        self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 used.checked_add(additional).filter(|n| *n <= self.cap)
@@ -71,7 +71,6 @@ impl MemoryPool for CappedPool {
             })?;
         if let Err(e) = self.shared.try_grow(reservation, additional) {
             self.used.fetch_sub(additional, Ordering::Relaxed);
-            let _ = before;
             return Err(e);
         }
         Ok(())

@@ -22,11 +22,11 @@
 //! Where the dataset has a row filter, the moved conjuncts go above its
 //! [`BarrierKind::RowFilter`] barrier, so they are evaluated only on the rows the row filter
 //! kept (the rule of the hostile-input work: no expression from the user's SQL is ever
-//! evaluated on a row the row filter rejects). A copy goes into the scan's filters, where
-//! the source uses it to skip data it can prove irrelevant — Parquet row groups and pages by
-//! their statistics — or sends it to its database, where only expressions that cannot fail
-//! there are sent (`bund_catalogs`' pushdown rules). Without a row filter the next pass of
-//! `PushDownFilter` takes them on into the scan as before.
+//! evaluated on a row the row filter rejects). A copy goes into the scan's filters, which a
+//! database source sends in its SQL (only expressions that cannot fail there are sent:
+//! `bund_catalogs`' pushdown rules) and a file source uses to skip partitions; Parquet's
+//! pruning by statistics gets them in the physical plan (`prune.rs`). Without a row filter
+//! the next pass of `PushDownFilter` takes them on into the scan as before.
 
 use std::sync::Arc;
 
@@ -156,9 +156,9 @@ fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> 
 }
 
 /// `RowFilterBarrier ← Filter(row filter)* ← TableScan` with the conjuncts of `predicate` that
-/// the scan's source can use added to the scan's filters (deduplicated). The source uses
-/// them to skip data, or sends them to its database, and the predicate is still evaluated
-/// above the row filter's barrier; anything else is returned as it is.
+/// the scan's source can use added to the scan's filters (deduplicated): a database sends
+/// them, a file source skips partitions by them; the predicate is still evaluated above the
+/// row filter's barrier. Anything else is returned as it is.
 fn copy_into_scan(plan: LogicalPlan, predicate: &Expr) -> Result<LogicalPlan> {
     fn into_scan(plan: LogicalPlan, conjuncts: &[Expr]) -> Result<LogicalPlan> {
         match plan {
