@@ -6,22 +6,18 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 
-use crate::database::{self, Database, DatabaseSettings, TableLoadError};
+use crate::config::files::{RawCatalogFile, RawSource, RawTopic};
+use crate::config::security::{SecurityCatalog, sha256_hex};
+use crate::config::server::ServerSettings;
 use crate::error::{ConfigErrors, Error, Result};
-use crate::policy::{self, Access, VisibleDataset};
-use crate::raw::{RawCatalogFile, RawSource, RawTopic};
-use crate::sealed::{DatasetScan, SealedTable};
-use crate::security::{SecurityCatalog, sha256_hex};
-use crate::server::ServerSettings;
-use crate::source;
+use crate::sources::database::{self, Database, DatabaseSettings, TableLoadError};
+use crate::sources::files as source;
 
 /// The one catalog clients see.
 pub const BUND_CATALOG: &str = "bund";
@@ -153,6 +149,30 @@ impl Dataset {
     }
 }
 
+/// A topic library or an open dataset as `catalog.toml` declares it, its names checked.
+#[derive(Debug, Clone)]
+pub struct ViewDefinition {
+    pub kind: DatasetKind,
+    pub name: String,
+    pub owner: String,
+    pub open_level: OpenLevel,
+    pub sql: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// How errors name it: `topic "x"` or `open "x"`.
+    pub entry: String,
+}
+
+impl ViewDefinition {
+    /// The schema it is served in: `topic` or `open`.
+    pub fn schema(&self) -> &'static str {
+        match self.kind {
+            DatasetKind::Open => OPEN_SCHEMA,
+            _ => TOPIC_SCHEMA,
+        }
+    }
+}
+
 /// Where to read the configuration and the data from.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -168,8 +188,12 @@ pub struct Catalog {
     pub datasets: Vec<Arc<Dataset>>,
     pub security: SecurityCatalog,
     pub settings: ServerSettings,
-    /// Each principal's resolved access, by principal id (`anonymous` included when granted).
-    access: HashMap<String, Arc<Access>>,
+    /// Topic libraries, then open datasets, as written: the planner plans them over the
+    /// datasets above and adds them to `datasets` (`bund_planner::access`).
+    pub views: Vec<ViewDefinition>,
+    /// `schema.name` of tables left out because their source could not be reached at load:
+    /// grants and policies naming them are skipped (the warnings say why), not refused.
+    pub unavailable: HashSet<String>,
     /// Identifies this version of the configuration: a hash of the files' contents. Tickets
     /// and prepared handles carry it and are refused under another version.
     pub version: String,
@@ -225,14 +249,28 @@ fn valid_identifier(s: &str) -> bool {
         && s.len() <= 63
 }
 
+/// A session with Bund's configuration and every Bund function (those that only policies
+/// may call included): what loading plans with.
+fn load_state(runtime: &Arc<RuntimeEnv>, security: &SecurityCatalog) -> SessionState {
+    let mut state = SessionStateBuilder::new()
+        .with_config(session_config())
+        .with_runtime_env(Arc::clone(runtime))
+        .with_default_features()
+        .build();
+    bund_udfs::register_all(&mut state, security.secrets());
+    state
+}
+
 impl Catalog {
     /// Reads `catalog.toml`, `security.toml` and the optional `server.toml` from the config
-    /// directory, opens every source and plans every topic. Returns every problem at once.
-    pub async fn load(opts: &LoadOptions) -> Result<Self> {
-        let mut errors = ConfigErrors::default();
+    /// directory and opens every source. Problems go to `errors`, all of them, and the
+    /// catalog is returned with what could be read, so that the planner, which plans the
+    /// views and resolves the policies (`bund_planner::Engine::load`), reports its own
+    /// problems beside these. `Err` only when not even that is possible.
+    pub async fn read(opts: &LoadOptions, errors: &mut ConfigErrors) -> Result<Self> {
         let catalog_path = opts.config_dir.join("catalog.toml");
-        let security = SecurityCatalog::load(&opts.config_dir.join("security.toml"), &mut errors);
-        let settings = ServerSettings::load(&opts.config_dir.join("server.toml"), &mut errors);
+        let security = SecurityCatalog::load(&opts.config_dir.join("security.toml"), errors);
+        let settings = ServerSettings::load(&opts.config_dir.join("server.toml"), errors);
 
         let raw: Option<RawCatalogFile> = match std::fs::read_to_string(&catalog_path) {
             Ok(text) => match toml::from_str(&text) {
@@ -282,26 +320,21 @@ impl Catalog {
             runtime.register_object_store(&url, store);
         }
 
-        let mut state = SessionStateBuilder::new()
-            .with_config(session_config())
-            .with_runtime_env(Arc::clone(&runtime))
-            .with_default_features()
-            .build();
-        bund_udfs::register_all(&mut state, security.secrets());
+        let state = load_state(&runtime, &security);
 
         let mut bureaus = Vec::new();
         let mut datasets = Vec::new();
         let mut sources = Sources::default();
+        let mut views = Vec::new();
         if let Some(raw) = &raw {
-            sources.databases =
-                Self::load_databases(raw, &catalog_path, &opts.data_dir, &mut errors);
+            sources.databases = Self::load_databases(raw, &catalog_path, &opts.data_dir, errors);
             Self::load_bureaus(
                 raw,
                 &catalog_path,
                 &opts.data_dir,
                 &buckets,
                 &state,
-                &mut errors,
+                errors,
                 &mut sources,
                 &mut bureaus,
                 &mut datasets,
@@ -328,52 +361,20 @@ impl Catalog {
                     m,
                 ),
             }
-            // Topics read bureau tables; open datasets read bureau tables and topics.
-            for (entries, kind) in [
-                (&raw.topic, DatasetKind::Topic),
-                (&raw.open, DatasetKind::Open),
-            ] {
-                Self::load_views(
-                    entries,
-                    kind,
-                    &catalog_path,
-                    &state,
-                    &bureaus,
-                    &mut errors,
-                    &mut datasets,
-                )
-                .await;
-            }
+            views = Self::view_definitions(raw, &catalog_path, &bureaus, errors);
         }
 
-        let security_path = opts.config_dir.join("security.toml");
-        let access = if errors.is_empty() {
-            policy::Resolver {
-                path: &security_path,
-                security: &security,
-                unavailable: &sources.unavailable,
-                datasets: &datasets,
-                state: &state,
-            }
-            .resolve(&mut errors)
-        } else {
-            HashMap::new()
-        };
-
-        if errors.is_empty() {
-            Ok(Self {
-                bureaus,
-                datasets,
-                security,
-                settings,
-                access,
-                version: config_version(&opts.config_dir),
-                runtime,
-                warnings: sources.warnings,
-            })
-        } else {
-            Err(Error::Invalid(errors))
-        }
+        Ok(Self {
+            bureaus,
+            datasets,
+            security,
+            settings,
+            views,
+            unavailable: sources.unavailable,
+            version: config_version(&opts.config_dir),
+            runtime,
+            warnings: sources.warnings,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -539,160 +540,102 @@ impl Catalog {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn load_views(
-        entries: &[RawTopic],
-        kind: DatasetKind,
+    /// The `[[topic]]` entries, then the `[[open]]` ones, their names, owners and open levels
+    /// checked; their SQL is the planner's to check.
+    fn view_definitions(
+        raw: &RawCatalogFile,
         path: &Path,
-        state: &SessionState,
         bureaus: &[Bureau],
         errors: &mut ConfigErrors,
-        datasets: &mut Vec<Arc<Dataset>>,
-    ) {
-        let (schema_name, what) = match kind {
-            DatasetKind::Open => (OPEN_SCHEMA, "open"),
-            _ => (TOPIC_SCHEMA, "topic"),
-        };
-        // Views are planned over sealed tables of what is loaded so far: a topic cannot read
-        // another topic, an open dataset can read topics.
-        let everything: Vec<VisibleDataset> = datasets
-            .iter()
-            .map(|d| VisibleDataset {
-                dataset: Arc::clone(d),
-                schema: d.arrow_schema(),
-            })
-            .collect();
-        let ctx = SessionContext::new_with_state(state.clone());
-        match policy::sealed_catalog(&everything) {
-            Ok(c) => {
-                ctx.register_catalog(BUND_CATALOG, c);
-            }
-            Err(m) => {
-                errors.push(path, "", "", m);
-                return;
-            }
-        }
-        let mut names = HashSet::new();
-        for t in entries {
-            let entry = format!("{what} \"{}\"", t.name);
-            if !valid_identifier(&t.name) {
-                errors.push(
-                    path,
-                    &entry,
-                    "name",
-                    "must be lower-case letters, digits and _, starting with a letter",
-                );
-            }
-            if !names.insert(t.name.as_str()) {
-                errors.push(path, &entry, "name", format!("duplicate {what} name"));
-                continue;
-            }
-            if !bureaus.iter().any(|b| b.id == t.owner) {
-                errors.push(
-                    path,
-                    &entry,
-                    "owner",
-                    format!("unknown bureau `{}`", t.owner),
-                );
-            }
-            let Some(open_level) = OpenLevel::parse(&t.open_level) else {
-                errors.push(
-                    path,
-                    &entry,
-                    "open_level",
-                    format!(
-                        "unknown open level `{}`; use unconditional, conditional or not_open",
-                        t.open_level
-                    ),
-                );
-                continue;
-            };
-            if kind == DatasetKind::Open && open_level == OpenLevel::NotOpen {
-                errors.push(
-                    path,
-                    &entry,
-                    "open_level",
-                    "an open dataset must be unconditional or conditional",
-                );
-            }
-            let dialect = ctx.state().config().options().sql_parser.dialect;
-            let statement = match ctx.state().sql_to_statement(&t.sql, &dialect) {
-                Ok(datafusion::sql::parser::Statement::Statement(s))
-                    if matches!(*s, datafusion::sql::sqlparser::ast::Statement::Query(_)) =>
+    ) -> Vec<ViewDefinition> {
+        let mut out = Vec::new();
+        for (entries, kind, what) in [
+            (&raw.topic, DatasetKind::Topic, "topic"),
+            (&raw.open, DatasetKind::Open, "open"),
+        ] {
+            let mut names = HashSet::new();
+            for t in entries.iter() {
+                if let Some(v) =
+                    Self::view_definition(t, kind, what, path, bureaus, &mut names, errors)
                 {
-                    datafusion::sql::parser::Statement::Statement(s)
+                    out.push(v);
                 }
-                Ok(_) => {
-                    errors.push(path, &entry, "sql", "must be a query (SELECT … or WITH …)");
-                    continue;
-                }
-                Err(e) => {
-                    errors.push(
-                        path,
-                        &entry,
-                        "sql",
-                        format!("does not parse: {}", e.strip_backtrace()),
-                    );
-                    continue;
-                }
-            };
-            let plan = match ctx.state().statement_to_plan(statement).await {
-                Ok(plan) => plan,
-                Err(e) => {
-                    errors.push(
-                        path,
-                        &entry,
-                        "sql",
-                        format!("does not plan: {}", e.strip_backtrace()),
-                    );
-                    continue;
-                }
-            };
-            if kind == DatasetKind::Open
-                && let Some(personal) = reads_personal(&plan, datasets)
-                && !is_aggregate(&plan)
-            {
-                errors.push(
-                    path,
-                    &entry,
-                    "sql",
-                    format!(
-                        "reads personal data ({personal}) but does not aggregate it; open data built from personal data must be an aggregate (GROUP BY …)"
-                    ),
-                );
-                continue;
             }
-            let key: Arc<str> = Arc::from(format!("{schema_name}.{}", t.name));
-            let arrow_schema = Arc::new(plan.schema().as_arrow().clone());
-            let marked = LogicalPlan::Extension(datafusion::logical_expr::Extension {
-                node: Arc::new(DatasetScan {
-                    key: Arc::clone(&key),
-                    input: plan.clone(),
-                }),
-            });
-            datasets.push(Arc::new(Dataset {
-                schema: schema_name.to_string(),
-                name: t.name.clone(),
-                kind,
-                description: t.description.clone(),
-                owner: t.owner.clone(),
-                tags: t.tags.clone(),
-                open_level,
-                sql: Some(t.sql.clone()),
-                view: Some(plan),
-                provider: Arc::new(SealedTable::new(key, arrow_schema, Some(marked))),
-            }));
         }
+        out
+    }
+
+    fn view_definition<'a>(
+        t: &'a RawTopic,
+        kind: DatasetKind,
+        what: &str,
+        path: &Path,
+        bureaus: &[Bureau],
+        names: &mut HashSet<&'a str>,
+        errors: &mut ConfigErrors,
+    ) -> Option<ViewDefinition> {
+        let entry = format!("{what} \"{}\"", t.name);
+        if !valid_identifier(&t.name) {
+            errors.push(
+                path,
+                &entry,
+                "name",
+                "must be lower-case letters, digits and _, starting with a letter",
+            );
+        }
+        if !names.insert(t.name.as_str()) {
+            errors.push(path, &entry, "name", format!("duplicate {what} name"));
+            return None;
+        }
+        if !bureaus.iter().any(|b| b.id == t.owner) {
+            errors.push(
+                path,
+                &entry,
+                "owner",
+                format!("unknown bureau `{}`", t.owner),
+            );
+        }
+        let Some(open_level) = OpenLevel::parse(&t.open_level) else {
+            errors.push(
+                path,
+                &entry,
+                "open_level",
+                format!(
+                    "unknown open level `{}`; use unconditional, conditional or not_open",
+                    t.open_level
+                ),
+            );
+            return None;
+        };
+        if kind == DatasetKind::Open && open_level == OpenLevel::NotOpen {
+            errors.push(
+                path,
+                &entry,
+                "open_level",
+                "an open dataset must be unconditional or conditional",
+            );
+        }
+        Some(ViewDefinition {
+            kind,
+            name: t.name.clone(),
+            owner: t.owner.clone(),
+            open_level,
+            sql: t.sql.clone(),
+            description: t.description.clone(),
+            tags: t.tags.clone(),
+            entry,
+        })
+    }
+
+    /// A session with every Bund function over this catalog's runtime, for planning the
+    /// views and parsing the policies' filters.
+    pub fn load_state(&self) -> SessionState {
+        load_state(&self.runtime, &self.security)
     }
 
     /// The runtime (object stores, memory pool) every session shares.
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
         Arc::clone(&self.runtime)
-    }
-
-    /// What a principal may see and do; `None` for an unknown principal.
-    pub fn access(&self, principal_id: &str) -> Option<&Arc<Access>> {
-        self.access.get(principal_id)
     }
 
     /// A dataset by schema and name.
@@ -711,48 +654,6 @@ impl Catalog {
             }
         }
         names
-    }
-}
-
-/// The datasets a view reads that are tagged personal, by key; `None` when there are none.
-fn reads_personal(plan: &LogicalPlan, datasets: &[Arc<Dataset>]) -> Option<String> {
-    let mut found = Vec::new();
-    let _ = plan.apply_with_subqueries(|node| {
-        let key = match node {
-            LogicalPlan::TableScan(scan) => source_as_provider(&scan.source)
-                .ok()
-                .and_then(|p| p.downcast_ref::<SealedTable>().map(|s| s.key().to_string())),
-            LogicalPlan::Extension(e) => e
-                .node
-                .as_any()
-                .downcast_ref::<DatasetScan>()
-                .map(|m| m.key.to_string()),
-            _ => None,
-        };
-        if let Some(key) = key
-            && datasets
-                .iter()
-                .any(|d| d.key() == key && d.tags.iter().any(|t| t == "personal"))
-            && !found.contains(&key)
-        {
-            found.push(key);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    (!found.is_empty()).then(|| found.join(", "))
-}
-
-/// True when the plan's rows are groups: an aggregate under projections, sorts, limits and
-/// filters only.
-fn is_aggregate(plan: &LogicalPlan) -> bool {
-    match plan {
-        LogicalPlan::Aggregate(_) => true,
-        LogicalPlan::Projection(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::Filter(_)
-        | LogicalPlan::SubqueryAlias(_) => plan.inputs().first().is_some_and(|i| is_aggregate(i)),
-        _ => false,
     }
 }
 

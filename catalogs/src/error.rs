@@ -30,7 +30,9 @@ impl fmt::Display for ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
-    pub(crate) fn push(
+    /// Adds a problem: the file, the entry (empty for the whole file), the field (empty for
+    /// the whole entry) and what is wrong.
+    pub fn push(
         &mut self,
         file: &std::path::Path,
         entry: impl Into<String>,

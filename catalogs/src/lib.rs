@@ -1,34 +1,34 @@
-//! bund-catalogs owns Bund's typed catalog files: `catalog.toml` (bureaus, their file
-//! sources, topic libraries and dataset metadata), `security.toml` (principals and their
-//! credentials) and `server.toml` (limits). Files are read into `Raw*` serde structs with
-//! unknown keys refused, then converted once into validated types; every error names the
-//! file, the entry and the field, and all of them are reported together.
+//! bund-catalogs owns the bureaus' catalogs and their sources. `config/` is the typed model
+//! of `catalog.toml` (bureaus, their sources, topic libraries and dataset metadata),
+//! `security.toml` (principals, roles, credentials, and grants and policies as data) and
+//! `server.toml` (limits): files are read into `Raw*` serde structs with unknown keys
+//! refused, then converted once into validated types; every error names the file, the entry
+//! and the field, and all of them are reported together. `sources/` opens what the catalog
+//! names: files on object storage and databases (PostgreSQL, MySQL/MariaDB, SQLite, Flight
+//! SQL).
 //!
-//! It may import bund-udfs, DataFusion and object_store. Beyond object storage, its only
-//! network use is the bureau databases of `database/` (connections to read their tables).
+//! It may import bund-udfs, DataFusion and object_store. Applying policies is the planner's
+//! job, not this crate's: nothing here decides what a principal may see.
 
 mod catalog;
-mod database;
-mod derivable;
+mod config;
 mod error;
-mod policy;
-mod raw;
-mod sealed;
-mod security;
-mod server;
-mod source;
-mod types;
+mod sources;
 
 pub use catalog::{
     AUDIT_LOG_TABLE, BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OPEN_SCHEMA,
-    OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, audit_log_schema, session_config,
+    OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, ViewDefinition, audit_log_schema, session_config,
 };
-pub use database::query::{AggregateFn, JoinSide, RemoteAggregate, RemoteQuery, inner_join};
-pub use database::{DatabaseKind, RemoteTable, SourceError, SourceErrorKind, source_error};
-pub use derivable::derivable_masks;
+pub use config::files::{RawGrant, RawMask, RawPolicy, RawRule};
+pub use config::security::{
+    ANONYMOUS, AttrValue, Principal, SecurityCatalog, hash_password, sha256_hex,
+};
+pub use config::server::{MAX_EXPRESSION_DEPTH, ServerSettings};
+pub use config::types::parse_type;
 pub use error::{ConfigError, ConfigErrors, Error, Result};
-pub use policy::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
-pub use sealed::{DatasetScan, SealedTable};
-pub use security::{ANONYMOUS, AttrValue, Principal, SecurityCatalog, hash_password, sha256_hex};
-pub use server::{MAX_EXPRESSION_DEPTH, ServerSettings};
-pub use types::parse_type;
+pub use sources::database::query::{
+    AggregateFn, JoinSide, RemoteAggregate, RemoteQuery, inner_join,
+};
+pub use sources::database::{
+    DatabaseKind, RemoteTable, SourceError, SourceErrorKind, source_error,
+};

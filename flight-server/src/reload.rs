@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bund_catalogs::{Catalog, LoadOptions};
+use bund_catalogs::LoadOptions;
 use bund_planner::Engine;
 
 use crate::service::EngineSlot;
@@ -62,8 +62,9 @@ pub(crate) fn spawn(opts: LoadOptions, slot: EngineSlot) {
 
 async fn reload(opts: &LoadOptions, slot: &EngineSlot, reason: &str) {
     tracing::info!(reason, dir = %opts.config_dir.display(), "reloading the configuration");
-    match Catalog::load(opts).await {
-        Ok(catalog) => {
+    match Engine::load(opts).await {
+        Ok(engine) => {
+            let catalog = engine.catalog();
             for w in &catalog.warnings {
                 tracing::warn!("{w}");
             }
@@ -72,7 +73,7 @@ async fn reload(opts: &LoadOptions, slot: &EngineSlot, reason: &str) {
                 tracing::warn!("server.toml changed: limits and lifetimes apply after a restart");
             }
             let version = catalog.version.clone();
-            let engine = Arc::new(Engine::new(Arc::new(catalog)));
+            let engine = Arc::new(engine);
             match slot.write() {
                 Ok(mut e) => *e = engine,
                 Err(poisoned) => *poisoned.into_inner() = engine,

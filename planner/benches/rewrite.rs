@@ -8,10 +8,9 @@
 //! whole planning (SQL → physical plan), median and p90 over many runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bund_catalogs::{Catalog, LoadOptions};
+use bund_catalogs::LoadOptions;
 use bund_planner::Engine;
 
 const RUNS: usize = 2_000;
@@ -46,17 +45,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let catalog = rt
-        .block_on(Catalog::load(&LoadOptions {
+    let engine = rt
+        .block_on(Engine::load(&LoadOptions {
             config_dir,
             data_dir,
         }))
         .unwrap_or_else(|e| panic!("{e}"));
-    let principal = catalog
+    let principal = engine
+        .catalog()
         .security
         .principal("city_analyst")
         .expect("city_analyst in the example");
-    let engine = Engine::new(Arc::new(catalog));
 
     let mut rewrite = Vec::with_capacity(RUNS);
     let mut whole = Vec::with_capacity(RUNS);

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
 
-use bund_catalogs::{Access, BUND_CATALOG, Catalog, Principal, session_config};
+use std::collections::HashMap;
+
+use bund_catalogs::{BUND_CATALOG, Catalog, LoadOptions, Principal, session_config};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
@@ -24,17 +26,18 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
 
+use crate::access::{Access, Resolved};
 use crate::barrier::BundQueryPlanner;
+use crate::below_barrier::PushSafePredicates;
 use crate::bounded::{BoundConcatenation, check_broadcast_literals};
 use crate::error::{Error, Result};
-use crate::guard::{StatementKind, check_statement};
+use crate::in_source::PushToSource;
 use crate::limits::{Deadline, Limits, check_plan_size, check_text, interleave};
 use crate::memory::CappedPool;
 use crate::prune::PruneWithMovedPredicates;
-use crate::pushdown::PushSafePredicates;
 use crate::redact::{Show, redact};
 use crate::rewrite::{SecureScanRule, Touched};
-use crate::source::PushToSource;
+use crate::statement::{StatementKind, check_statement};
 use crate::yields::YieldBetweenBatches;
 
 /// Schemas DataFusion answers itself; every other name must be a catalog dataset.
@@ -43,6 +46,8 @@ const INFORMATION_SCHEMA: &str = "information_schema";
 /// Plans statements against one loaded catalog. Cheap to share; one per catalog version.
 pub struct Engine {
     catalog: Arc<Catalog>,
+    /// Each principal's resolved access, by principal id (`anonymous` included when granted).
+    access: HashMap<String, Arc<Access>>,
     base: SessionState,
     /// The runtime of queries without credentials: the catalog's, with a memory pool capped
     /// at `anonymous_memory_limit_bytes` inside the shared one.
@@ -125,7 +130,15 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
 }
 
 impl Engine {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
+    /// Reads the configuration directory, opens every source, plans every view and resolves
+    /// every principal's access (`access.rs`). Returns every problem at once.
+    pub async fn load(opts: &LoadOptions) -> std::result::Result<Self, bund_catalogs::Error> {
+        Ok(Self::new(crate::access::load(opts).await?))
+    }
+
+    fn new(resolved: Resolved) -> Self {
+        let Resolved { catalog, access } = resolved;
+        let catalog = Arc::new(catalog);
         let limit = catalog.settings.max_function_output_bytes;
         let optimizer_rules = optimizer_rules(limit);
         let physical_rules = physical_optimizer_rules();
@@ -159,6 +172,7 @@ impl Engine {
         });
         Self {
             catalog,
+            access,
             base,
             public_runtime,
             optimizer_rules,
@@ -172,12 +186,18 @@ impl Engine {
 
     /// What the principal may see, or an error when it is no longer in the catalog.
     pub fn access(&self, principal: &Principal) -> Result<Arc<Access>> {
-        self.catalog
-            .access(&principal.id)
+        self.access
+            .get(&principal.id)
             .cloned()
             .ok_or_else(|| Error::UnknownPrincipal {
                 id: principal.id.clone(),
             })
+    }
+
+    /// Every mask that another column of the same principal's view undoes, one line per
+    /// finding (`bund check` prints them as warnings).
+    pub fn derivable_masks(&self) -> Vec<String> {
+        crate::access::derivable_masks(&self.catalog, &self.access)
     }
 
     /// The session a principal's statement is planned in: a catalog of the datasets granted
@@ -263,7 +283,7 @@ impl Engine {
         let options = state.config().options();
         for reference in references {
             if let datafusion::common::TableReference::Bare { table } = &reference
-                && crate::rewrite::HARMLESS_TABLE_FUNCTIONS.contains(&table.as_ref())
+                && crate::statement::TABLE_FUNCTIONS.contains(&table.as_ref())
             {
                 continue;
             }

@@ -5,27 +5,29 @@
 //!
 //! It may import bund-catalogs, bund-udfs and DataFusion; it knows nothing about the network.
 
+mod access;
 mod barrier;
+mod below_barrier;
 mod bounded;
 mod engine;
 mod error;
-mod guard;
+mod in_source;
 mod limits;
 mod memory;
 mod patterns;
 mod prune;
-mod pushdown;
 mod redact;
 mod rewrite;
-mod source;
+mod statement;
 mod yields;
 
+pub use access::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
 pub use barrier::{BarrierExec, BarrierKind, SecurityBarrier};
 pub use engine::{Engine, PlannedQuery, PreparedInfo, client_type};
 pub use error::{Error, Result};
-pub use guard::{StatementKind, check_statement};
 pub use limits::{Limits, MAX_PLAN_DEPTH};
 pub use rewrite::Touched;
+pub use statement::{StatementKind, check_statement};
 
 #[cfg(test)]
 mod fuzz;

@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use bund_catalogs::{Access, Catalog, DatasetScan, ScanPolicy, SealedTable};
+use bund_catalogs::Catalog;
 use datafusion::catalog::cte_worktable::CteWorkTable;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -26,10 +26,9 @@ use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan, lit};
 use datafusion::optimizer::AnalyzerRule;
 
+use crate::access::{Access, DatasetScan, ScanPolicy, SealedTable};
 use crate::barrier::{BarrierKind, SecurityBarrier};
-
-/// Table functions that read no data and may be scanned as they are.
-pub(crate) const HARMLESS_TABLE_FUNCTIONS: &[&str] = &["generate_series", "range"];
+use crate::statement::TABLE_FUNCTIONS;
 
 /// What a rewrite touched, for the audit log.
 #[derive(Debug, Default, Clone)]
@@ -78,7 +77,7 @@ impl SecureScanRule {
                     TableReference::Bare { table } => {
                         // Table function scans are named `generate_series()` and the like.
                         let name = table.split('(').next().unwrap_or_default();
-                        HARMLESS_TABLE_FUNCTIONS.contains(&name)
+                        TABLE_FUNCTIONS.contains(&name)
                     }
                     other => other.schema() == Some("information_schema"),
                 };
@@ -121,7 +120,7 @@ impl SecureScanRule {
             .iter()
             .map(|f| (qualifier.clone(), f.name().clone()))
             .collect();
-        self.guard(sealed.key(), raw, policy, &outputs)
+        self.behind_barrier(sealed.key(), raw, policy, &outputs)
             .map(Transformed::yes)
     }
 
@@ -135,12 +134,12 @@ impl SecureScanRule {
             .iter()
             .map(|(q, f)| (q.cloned(), f.name().clone()))
             .collect();
-        self.guard(key, marker.input.clone(), policy, &outputs)
+        self.behind_barrier(key, marker.input.clone(), policy, &outputs)
             .map(Transformed::yes)
     }
 
     /// `input` under the policy, producing `outputs` (qualifier, name) in order.
-    fn guard(
+    fn behind_barrier(
         &self,
         key: &str,
         input: LogicalPlan,

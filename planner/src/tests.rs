@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bund_catalogs::{Catalog, LoadOptions, Principal};
+use bund_catalogs::{LoadOptions, Principal};
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -182,15 +182,13 @@ pub(crate) async fn fixture() -> &'static Fixture {
     std::fs::write(dir.join("catalog.toml"), CATALOG).expect("catalog.toml");
     std::fs::write(dir.join("security.toml"), SECURITY).expect("security.toml");
     write_data(&dir.join("data"));
-    let catalog = Catalog::load(&LoadOptions {
+    let engine = Engine::load(&LoadOptions {
         config_dir: dir.clone(),
         data_dir: dir.join("data"),
     })
     .await
     .unwrap_or_else(|e| panic!("fixture catalog: {e}"));
-    let _ = FIXTURE.set(Fixture {
-        engine: Engine::new(Arc::new(catalog)),
-    });
+    let _ = FIXTURE.set(Fixture { engine });
     FIXTURE.get().expect("set above")
 }
 

@@ -16,8 +16,10 @@ pub enum StatementKind {
     Describe,
 }
 
-/// Table functions that read no data: every other one is refused.
-const ALLOWED_TABLE_FUNCTIONS: &[&str] = &["generate_series", "range"];
+/// Table functions that read no data: the only ones a statement may call (every other one is
+/// refused here), and the only table scans the security rewrite leaves as they are. The one
+/// list of them.
+pub(crate) const TABLE_FUNCTIONS: &[&str] = &["generate_series", "range"];
 
 /// Admits SELECT / WITH / VALUES / EXPLAIN / SHOW / DESCRIBE; refuses everything else, and
 /// calls of policy-only functions or of table functions that read files.
@@ -77,7 +79,7 @@ impl Visitor for Calls {
                 ..
             } => {
                 let n = base_name(name);
-                (!ALLOWED_TABLE_FUNCTIONS.contains(&n.as_str())).then_some(n)
+                (!TABLE_FUNCTIONS.contains(&n.as_str())).then_some(n)
             }
             TableFactor::Function { name, .. } => Some(base_name(name)),
             TableFactor::TableFunction { .. } => Some("TABLE(…)".to_string()),

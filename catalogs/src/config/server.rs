@@ -1,8 +1,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::files::RawServerFile;
 use crate::error::ConfigErrors;
-use crate::raw::RawServerFile;
 
 /// The deepest `max_expression_depth` accepted: the query threads' stacks are sized for it
 /// (`bund-server`'s executor).

@@ -3,7 +3,7 @@
 //!
 //! Each table is a [`RemoteTable`]: its schema is declared or read from the database's
 //! catalog at load, and a scan sends one SQL statement that carries the columns read, the
-//! filters that are safe to run remotely (see [`pushdown`]) and the limit; rows stream back
+//! filters that are safe to run remotely (see [`dialect`]) and the limit; rows stream back
 //! and are decoded straight into Arrow arrays. Nothing else reaches the remote SQL: no
 //! function call, so no mask and no policy-only function ever does.
 //!
@@ -12,12 +12,12 @@
 //! are made lazily and again after a failure, so the source recovers by itself.
 
 mod copy;
+pub(crate) mod dialect;
 mod exec;
 pub(crate) mod flightsql;
 pub(crate) mod mysql;
 mod pool;
 pub(crate) mod postgres;
-pub(crate) mod pushdown;
 pub(crate) mod query;
 pub(crate) mod sqlite;
 
@@ -33,7 +33,7 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::raw::RawDatabase;
+use crate::config::files::RawDatabase;
 
 /// A failure of a database source, as the client should read it: which source, what
 /// happened, never the connection string.
@@ -348,7 +348,7 @@ impl RemoteSource {
         match self {
             Self::Table(parts) => parts
                 .iter()
-                .map(|p| pushdown::quote_ident(kind, p))
+                .map(|p| dialect::quote_ident(kind, p))
                 .collect::<Vec<_>>()
                 .join("."),
             Self::Query(q) => format!("({q}) AS bund_source"),
@@ -399,7 +399,7 @@ impl RemoteTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<String> {
-        pushdown::select_sql(self, projection, filters, limit)
+        dialect::select_sql(self, projection, filters, limit)
     }
 
     pub fn database_name(&self) -> &str {
@@ -427,7 +427,7 @@ impl TableProvider for RemoteTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if pushdown::remote_safe(self, f) {
+                if dialect::remote_safe(self, f) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -445,7 +445,7 @@ impl TableProvider for RemoteTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let pushed: Vec<Expr> = filters
             .iter()
-            .filter(|f| pushdown::remote_safe(self, f))
+            .filter(|f| dialect::remote_safe(self, f))
             .cloned()
             .collect();
         let sql = self.scan_sql(projection, &pushed, limit)?;
@@ -515,7 +515,7 @@ pub(crate) async fn remote_table(
     match declared {
         Some(schema) => {
             for f in schema.fields() {
-                pushdown::check_declared(db.kind(), f.data_type()).map_err(|e| {
+                dialect::check_declared(db.kind(), f.data_type()).map_err(|e| {
                     TableLoadError::Config("columns", format!("column `{}`: {e}", f.name()))
                 })?;
             }

@@ -18,7 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 /// A dataset as a session's catalog shows it.
 #[derive(Debug)]
-pub struct SealedTable {
+pub(crate) struct SealedTable {
     /// `schema.name` of the dataset.
     key: Arc<str>,
     /// The columns this principal may see.
@@ -33,7 +33,7 @@ impl SealedTable {
     }
 
     /// `schema.name` of the dataset.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.key
     }
 }
@@ -74,9 +74,9 @@ impl TableProvider for SealedTable {
 /// that the security rewrite can apply that dataset's own policy to its output. The
 /// rewrite removes every marker; one left in a plan cannot be executed.
 #[derive(Clone)]
-pub struct DatasetScan {
-    pub key: Arc<str>,
-    pub input: LogicalPlan,
+pub(crate) struct DatasetScan {
+    pub(crate) key: Arc<str>,
+    pub(crate) input: LogicalPlan,
 }
 
 impl fmt::Debug for DatasetScan {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use datafusion::common::ScalarValue;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -204,64 +205,94 @@ pub(crate) struct RawApiKey {
 /// Datasets or whole schemas granted to roles and/or principals.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawGrant {
+pub struct RawGrant {
     #[serde(default)]
-    pub(crate) roles: Vec<String>,
+    pub roles: Vec<String>,
     #[serde(default)]
-    pub(crate) principals: Vec<String>,
+    pub principals: Vec<String>,
     #[serde(default)]
-    pub(crate) datasets: Vec<String>,
+    pub datasets: Vec<String>,
     #[serde(default)]
-    pub(crate) schemas: Vec<String>,
+    pub schemas: Vec<String>,
 }
 
 /// The policy of one dataset: rules per role, a default rule, restrictions for everyone.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawPolicy {
-    pub(crate) id: String,
-    pub(crate) dataset: String,
+pub struct RawPolicy {
+    pub id: String,
+    pub dataset: String,
     /// Columns that must never be shown raw to a principal no rule names.
     #[serde(default)]
-    pub(crate) sensitive: Vec<String>,
+    pub sensitive: Vec<String>,
     /// Boolean SQL expressions ANDed to every principal's row filter.
     #[serde(default)]
-    pub(crate) restrictions: Vec<String>,
+    pub restrictions: Vec<String>,
     #[serde(default)]
-    pub(crate) rule: Vec<RawRule>,
+    pub rule: Vec<RawRule>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawRule {
+pub struct RawRule {
     #[serde(default)]
-    pub(crate) roles: Vec<String>,
+    pub roles: Vec<String>,
     #[serde(default)]
-    pub(crate) principals: Vec<String>,
+    pub principals: Vec<String>,
     /// The rule for principals that no other rule of the policy names.
     #[serde(default)]
-    pub(crate) default: bool,
-    pub(crate) row_filter: Option<String>,
+    pub default: bool,
+    pub row_filter: Option<String>,
     #[serde(default)]
-    pub(crate) masks: BTreeMap<String, RawMask>,
+    pub masks: BTreeMap<String, RawMask>,
     #[serde(default)]
-    pub(crate) deny: Vec<String>,
+    pub deny: Vec<String>,
 }
 
 /// `"mask_phone"` or `{ function = "mask_keep", args = [3, 4] }`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub(crate) enum RawMask {
+pub enum RawMask {
     Name(String),
     Call(RawMaskCall),
 }
 
+impl RawMask {
+    /// The masking function's name.
+    pub fn function(&self) -> &str {
+        match self {
+            Self::Name(f) => f,
+            Self::Call(c) => &c.function,
+        }
+    }
+
+    /// The arguments after the column, as literals.
+    pub fn literal_args(&self) -> Result<Vec<ScalarValue>, String> {
+        let Self::Call(c) = self else {
+            return Ok(Vec::new());
+        };
+        c.args
+            .iter()
+            .map(|a| match a {
+                toml::Value::String(s) => Ok(ScalarValue::Utf8(Some(s.clone()))),
+                toml::Value::Integer(i) => Ok(ScalarValue::Int64(Some(*i))),
+                toml::Value::Float(f) => Ok(ScalarValue::Float64(Some(*f))),
+                toml::Value::Boolean(b) => Ok(ScalarValue::Boolean(Some(*b))),
+                other => Err(format!(
+                    "arguments must be strings, numbers or booleans, found {}",
+                    other.type_str()
+                )),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawMaskCall {
-    pub(crate) function: String,
+pub struct RawMaskCall {
+    pub function: String,
     #[serde(default)]
-    pub(crate) args: Vec<toml::Value>,
+    pub args: Vec<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

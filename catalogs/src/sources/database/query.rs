@@ -20,7 +20,7 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::pushdown::{self, pg_type, quote_ident};
+use super::dialect::{self, pg_type, quote_ident};
 use super::{Database, DatabaseKind, RemoteTable, exec};
 
 /// An aggregate function as the database computes it.
@@ -85,7 +85,7 @@ impl RemoteTable {
     /// True when the database evaluates `filter` exactly as Bund does (not only a
     /// superset): required of every filter under work that runs there.
     pub fn filter_is_exact(&self, filter: &Expr) -> bool {
-        pushdown::remote_exact(self, filter)
+        dialect::remote_exact(self, filter)
     }
 
     /// `SELECT group…, aggregate… FROM table WHERE filters GROUP BY group…` as a
@@ -154,7 +154,7 @@ impl RemoteTable {
         let mut fields = Vec::with_capacity(output.len());
         let mut items = Vec::with_capacity(output.len());
         for (i, (expr, field)) in select.into_iter().zip(output).enumerate() {
-            if pushdown::check_declared(kind, field.data_type()).is_err() {
+            if dialect::check_declared(kind, field.data_type()).is_err() {
                 return Ok(None);
             }
             let name = format!("c{i}");
@@ -170,7 +170,7 @@ impl RemoteTable {
             ));
         }
         let mut rest = format!(" FROM {}", self.source.sql_from_item(kind));
-        pushdown::push_where(self, filters, &mut rest)?;
+        dialect::push_where(self, filters, &mut rest)?;
         if !group.is_empty() {
             rest.push_str(" GROUP BY ");
             rest.push_str(&group.join(", "));
@@ -229,7 +229,7 @@ impl RemoteTable {
             let Some((c, t)) = self.exact_column(name) else {
                 return Ok(None);
             };
-            if t != field.data_type() || pushdown::check_declared(kind, t).is_err() {
+            if t != field.data_type() || dialect::check_declared(kind, t).is_err() {
                 return Ok(None);
             }
             let alias = quote_ident(kind, &format!("c{i}"));
@@ -240,7 +240,7 @@ impl RemoteTable {
             fields.push(Field::new(format!("c{i}"), t.clone(), field.is_nullable()));
         }
         let mut rest = format!(" FROM {}", self.source.sql_from_item(kind));
-        pushdown::push_where(self, filters, &mut rest)?;
+        dialect::push_where(self, filters, &mut rest)?;
         rest.push_str(" ORDER BY ");
         rest.push_str(&keys.join(", "));
         Ok(Some(RemoteQuery {
@@ -326,7 +326,7 @@ pub fn inner_join(
         let Some((c, t)) = s.table.exact_column(column) else {
             return Ok(None);
         };
-        if t != field.data_type() || pushdown::check_declared(kind, t).is_err() {
+        if t != field.data_type() || dialect::check_declared(kind, t).is_err() {
             return Ok(None);
         }
         let name = format!("c{i}");
@@ -338,8 +338,8 @@ pub fn inner_join(
         fields.push(Field::new(name, t.clone(), field.is_nullable()));
     }
     let mut filters = Vec::new();
-    pushdown::push_conditions(l, left.filters, Some("t0"), &mut filters)?;
-    pushdown::push_conditions(r, right.filters, Some("t1"), &mut filters)?;
+    dialect::push_conditions(l, left.filters, Some("t0"), &mut filters)?;
+    dialect::push_conditions(r, right.filters, Some("t1"), &mut filters)?;
     let mut rest = format!(
         " FROM {} AS t0 JOIN {} AS t1 ON {}",
         l.source.join_item(kind),

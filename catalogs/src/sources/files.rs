@@ -18,8 +18,8 @@ use datafusion::execution::context::SessionState;
 use object_store::aws::AmazonS3Builder;
 use url::Url;
 
-use crate::raw::{RawColumn, RawS3, RawSource};
-use crate::types::parse_type;
+use crate::config::files::{RawColumn, RawS3, RawSource};
+use crate::config::types::parse_type;
 
 /// A problem with one field of a table entry.
 pub(crate) struct FieldError {

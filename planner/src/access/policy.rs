@@ -19,11 +19,12 @@ use datafusion::logical_expr::{
     Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder, col, lit,
 };
 
-use crate::catalog::{Dataset, DatasetKind, OpenLevel};
-use crate::error::ConfigErrors;
-use crate::raw::{RawMask, RawPolicy, RawRule};
-use crate::sealed::{DatasetScan, SealedTable};
-use crate::security::{ANONYMOUS, AttrValue, Principal, SecurityCatalog};
+use bund_catalogs::{
+    ANONYMOUS, AttrValue, ConfigErrors, Dataset, DatasetKind, OpenLevel, Principal, RawMask,
+    RawPolicy, RawRule, SecurityCatalog,
+};
+
+use super::sealed::{DatasetScan, SealedTable};
 
 /// Masking functions from the most restrictive to the least, when `security.toml` does not
 /// declare `mask_order`. Denying a column is more restrictive than any mask.
@@ -203,7 +204,7 @@ impl Resolver<'_> {
         let mut policies = Vec::new();
         let mut ids = HashSet::new();
         let mut covered = HashSet::new();
-        for raw in &self.security.raw.policy {
+        for raw in self.security.policies() {
             let entry = format!("policy \"{}\"", raw.id);
             if !ids.insert(raw.id.as_str()) {
                 errors.push(self.path, &entry, "id", "duplicate policy id");
@@ -258,7 +259,7 @@ impl Resolver<'_> {
     }
 
     fn mask_order(&self, errors: &mut ConfigErrors) -> Vec<String> {
-        let Some(order) = &self.security.raw.mask_order else {
+        let Some(order) = self.security.mask_order() else {
             return DEFAULT_MASK_ORDER.iter().map(ToString::to_string).collect();
         };
         let mut seen = HashSet::new();
@@ -280,7 +281,7 @@ impl Resolver<'_> {
                 );
             }
         }
-        order.clone()
+        order.to_vec()
     }
 
     fn is_mask_function(&self, name: &str) -> bool {
@@ -319,7 +320,7 @@ impl Resolver<'_> {
 
     fn grants(&self, errors: &mut ConfigErrors) -> Vec<Grant> {
         let mut out = Vec::new();
-        for (i, g) in self.security.raw.grant.iter().enumerate() {
+        for (i, g) in self.security.grants().iter().enumerate() {
             let entry = format!("grant #{}", i + 1);
             if g.roles.is_empty() && g.principals.is_empty() {
                 errors.push(
@@ -650,10 +651,7 @@ impl Resolver<'_> {
         df_schema: &DFSchema,
         mask_order: &[String],
     ) -> Result<MaskSpec, String> {
-        let (function, raw_args) = match raw {
-            RawMask::Name(f) => (f.as_str(), &[][..]),
-            RawMask::Call(c) => (c.function.as_str(), c.args.as_slice()),
-        };
+        let function = raw.function();
         if !self.is_mask_function(function) {
             return Err(format!(
                 "`{function}` is not a masking function (mask_keep, mask_id_card, mask_phone, mask_email, mask_name_cn, mask_address_cn, mask_date_year, mask_round, mask_null, mask_token)"
@@ -664,21 +662,7 @@ impl Resolver<'_> {
                 "`{function}` is not in mask_order; add it so that overlapping rules can be ranked"
             ));
         };
-        let mut args = Vec::with_capacity(raw_args.len());
-        for a in raw_args {
-            args.push(match a {
-                toml::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
-                toml::Value::Integer(i) => ScalarValue::Int64(Some(*i)),
-                toml::Value::Float(f) => ScalarValue::Float64(Some(*f)),
-                toml::Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
-                other => {
-                    return Err(format!(
-                        "arguments must be strings, numbers or booleans, found {}",
-                        other.type_str()
-                    ));
-                }
-            });
-        }
+        let args = raw.literal_args()?;
         if function == "mask_token" {
             match args.first() {
                 Some(ScalarValue::Utf8(Some(key))) if self.security.secrets().contains(key) => {}

@@ -18,8 +18,12 @@ use std::collections::BTreeMap;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Expr;
 
-use crate::catalog::Catalog;
-use crate::policy::ScanPolicy;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bund_catalogs::Catalog;
+
+use super::policy::{Access, ScanPolicy};
 
 /// Length of a resident ID number.
 const ID_LEN: usize = 18;
@@ -154,7 +158,10 @@ fn findings(key: &str, columns: &[String], policy: &ScanPolicy) -> Vec<String> {
 
 /// Every mask of the security catalog that another column of the same principal's view
 /// undoes, one line per finding, naming the principals it concerns.
-pub fn derivable_masks(catalog: &Catalog) -> Vec<String> {
+pub(crate) fn derivable_masks(
+    catalog: &Catalog,
+    access: &HashMap<String, Arc<Access>>,
+) -> Vec<String> {
     let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut principals: Vec<String> = catalog
         .security
@@ -163,7 +170,7 @@ pub fn derivable_masks(catalog: &Catalog) -> Vec<String> {
         .collect();
     principals.extend(catalog.security.anonymous().map(|p| p.id.clone()));
     for id in principals {
-        let Some(access) = catalog.access(&id) else {
+        let Some(access) = access.get(&id) else {
             continue;
         };
         for dataset in &catalog.datasets {

@@ -126,7 +126,7 @@ impl PgDatabase {
             RemoteSource::Table(parts) => {
                 let name = parts
                     .iter()
-                    .map(|p| super::pushdown::quote_ident(super::DatabaseKind::Postgres, p))
+                    .map(|p| super::dialect::quote_ident(super::DatabaseKind::Postgres, p))
                     .collect::<Vec<_>>()
                     .join(".");
                 let sql = "SELECT a.attname::text, a.atttypid::int4, a.atttypmod, a.attnotnull, \

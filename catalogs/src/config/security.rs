@@ -1,5 +1,6 @@
 //! The security catalog's principals, roles, credentials and secrets. Grants and policies
-//! are read here and validated against the datasets in [`crate::policy`].
+//! are read here as data; the planner validates them against the datasets and resolves them
+//! per principal (`bund_planner::access`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -11,8 +12,8 @@ use argon2::password_hash::PasswordHash;
 use bund_udfs::SecretStore;
 use sha2::{Digest, Sha256};
 
+use crate::config::files::{RawGrant, RawPolicy, RawSecurityFile};
 use crate::error::{ConfigErrors, Error, Result};
-use crate::raw::RawSecurityFile;
 
 /// The principal of requests without credentials, and its role: grants to it make datasets
 /// available to anyone (unconditionally open data only).
@@ -55,7 +56,7 @@ struct Entry {
 }
 
 /// Principals, roles, secrets, grants and policies, read from `security.toml`. Grants and
-/// policies are validated against the datasets by [`crate::policy`].
+/// policies are validated against the datasets by the planner (`bund_planner::access`).
 #[derive(Debug, Default)]
 pub struct SecurityCatalog {
     principals: HashMap<String, Entry>,
@@ -66,8 +67,8 @@ pub struct SecurityCatalog {
     api_keys: HashMap<String, String>,
     secrets: Arc<SecretStore>,
     anonymous: Option<Arc<Principal>>,
-    /// Grants, policies and the mask order, for [`crate::policy`].
-    pub(crate) raw: RawSecurityFile,
+    /// Grants, policies and the mask order, as written.
+    raw: RawSecurityFile,
 }
 
 thread_local! {
@@ -115,6 +116,21 @@ fn dummy_hash() -> &'static str {
 }
 
 impl SecurityCatalog {
+    /// The `[[grant]]` entries, as written.
+    pub fn grants(&self) -> &[RawGrant] {
+        &self.raw.grant
+    }
+
+    /// The `[[policy]]` entries, as written.
+    pub fn policies(&self) -> &[RawPolicy] {
+        &self.raw.policy
+    }
+
+    /// `mask_order`, when the file declares it.
+    pub fn mask_order(&self) -> Option<&[String]> {
+        self.raw.mask_order.as_deref()
+    }
+
     pub(crate) fn load(path: &Path, errors: &mut ConfigErrors) -> Self {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
