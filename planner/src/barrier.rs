@@ -13,7 +13,7 @@
 //!
 //! A dataset with a row filter has a second barrier of the same kind right above the row
 //! filter ([`BarrierKind::RowFilter`]): the row filter runs first and alone, and what the
-//! optimizer moved below the outer barrier (`pushdown.rs`) runs above it, on the rows the
+//! optimizer moved below the outer barrier (`below_barrier.rs`) runs above it, on the rows the
 //! filter kept. Without it DataFusion merges adjacent filters into one `FilterExec`, where
 //! `AND` evaluates its right side over the whole batch whenever any row passes the left
 //! side: a moved predicate would run on hidden rows, and one that can fail (a `LIKE`

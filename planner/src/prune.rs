@@ -1,7 +1,7 @@
 //! Lets a Parquet scan under a row filter skip data by the user's moved predicates without
 //! ever evaluating them on a row.
 //!
-//! `pushdown.rs` moves the user's predicates that cannot fail below the security barrier,
+//! `below_barrier.rs` moves the user's predicates that cannot fail below the security barrier,
 //! but above the row filter's barrier (`barrier.rs`), so they run only on rows the row
 //! filter kept. DataFusion gives a Parquet scan its predicate from the `FilterExec` right
 //! above it, which is now the row filter alone; the moved predicates, one barrier higher,
