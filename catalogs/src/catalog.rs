@@ -208,7 +208,7 @@ pub struct Catalog {
 /// Database sources while loading.
 #[derive(Default)]
 struct Sources {
-    databases: HashMap<String, Arc<Database>>,
+    databases: HashMap<String, Arc<dyn Database>>,
     /// `schema.name` of tables left out because their database could not be asked.
     unavailable: HashSet<String>,
     warnings: Vec<String>,
@@ -513,7 +513,7 @@ impl Catalog {
         path: &Path,
         data_dir: &Path,
         errors: &mut ConfigErrors,
-    ) -> HashMap<String, Arc<Database>> {
+    ) -> HashMap<String, Arc<dyn Database>> {
         let mut out = HashMap::new();
         for d in &raw.database {
             let entry = format!("database \"{}\"", d.name);
@@ -530,7 +530,7 @@ impl Catalog {
                 errors.push(path, &entry, "name", "duplicate database name");
                 continue;
             }
-            match DatabaseSettings::from_raw(d, data_dir).and_then(Database::open) {
+            match DatabaseSettings::from_raw(d, data_dir).and_then(database::open) {
                 Ok(db) => {
                     out.insert(d.name.clone(), db);
                 }

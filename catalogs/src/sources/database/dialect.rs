@@ -12,18 +12,90 @@
 //! remote type has no Arrow counterpart are never filtered remotely. Every pushed filter is
 //! also applied again by Bund (Inexact).
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Column, DataFusionError, Result, ScalarValue, plan_err};
+//!
+//! What differs between kinds of database is the [`Dialect`] each kind implements in its own
+//! module; the rules above are written once, here, against it.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
-use super::{DatabaseKind, RemoteTable};
+use super::{RemoteColumn, RemoteTable};
 
-/// `"name"` (MySQL: `` `name` ``) with embedded quotes doubled: always quoted, so any name
-/// is taken literally.
-pub(crate) fn quote_ident(kind: DatabaseKind, name: &str) -> String {
-    match kind {
-        DatabaseKind::Mysql => format!("`{}`", name.replace('`', "``")),
-        _ => format!("\"{}\"", name.replace('"', "\"\"")),
+/// What one kind of database evaluates exactly as Bund does, and how its SQL is written.
+/// The defaults are standard SQL; a kind overrides where it differs.
+pub(crate) trait Dialect: Send + Sync {
+    /// `"name"` with embedded quotes doubled: always quoted, so any name is taken literally.
+    fn quote_ident(&self, name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    /// Column types whose values the database compares with literals as Bund does.
+    fn compares(&self, t: &DataType) -> bool;
+
+    /// Literals the database compares with a column as Bund does.
+    fn compares_literal(&self, _v: &ScalarValue) -> bool {
+        true
+    }
+
+    /// Whether a declared column type can be read from this kind of database.
+    fn reads(&self, t: &DataType) -> Result<()>;
+
+    /// What the SELECT list reads for a column of Arrow type `t` whose quoted remote name
+    /// is `name`: the column itself where values are converted while reading.
+    fn select_item(&self, name: &str, _column: &RemoteColumn, t: &DataType) -> Result<String> {
+        self.cast(name, t)
+    }
+
+    /// `expr` converted by the database to the type Bund decodes `t` as; as it is where
+    /// values are converted while reading.
+    fn cast(&self, expr: &str, _t: &DataType) -> Result<String> {
+        Ok(expr.to_string())
+    }
+
+    /// [`Dialect::cast`] of an expression that is not a plain column (an aggregate).
+    fn cast_compound(&self, expr: &str, t: &DataType) -> Result<String> {
+        self.cast(expr, t)
+    }
+
+    /// False where a SELECT may have no columns (rows without columns, for `count(*)`);
+    /// elsewhere Bund selects a NULL it does not read.
+    fn selects_nothing(&self) -> bool {
+        false
+    }
+
+    /// Dates group, order and compare as in Bund.
+    fn exact_dates(&self) -> bool {
+        true
+    }
+
+    /// Decimals group, order and sum as in Bund.
+    fn exact_decimals(&self) -> bool {
+        true
+    }
+
+    /// Booleans group as in Bund.
+    fn exact_booleans(&self) -> bool {
+        true
+    }
+
+    /// Text that compares byte for byte also orders byte for byte (for MIN, MAX, ORDER BY).
+    fn orders_text_by_bytes(&self) -> bool {
+        false
+    }
+
+    /// `SUM(c)` of a column of type `t`, returning a value of that type.
+    fn sum(&self, c: &str, _t: &DataType) -> String {
+        format!("SUM({c})")
+    }
+
+    /// One ORDER BY key with NULLs placed as asked.
+    fn order_key(&self, c: &str, ascending: bool, nulls_first: bool) -> String {
+        format!(
+            "{c} {} NULLS {}",
+            if ascending { "ASC" } else { "DESC" },
+            if nulls_first { "FIRST" } else { "LAST" }
+        )
     }
 }
 
@@ -38,27 +110,7 @@ fn column_type<'a>(table: &'a RemoteTable, c: &Column) -> Option<&'a DataType> {
         return None;
     }
     let t = table.schema.field(i).data_type();
-    filterable(table.database.kind(), t).then_some(t)
-}
-
-/// Column types whose values the database compares with literals as Bund does.
-fn filterable(kind: DatabaseKind, t: &DataType) -> bool {
-    use DataType::*;
-    let number = matches!(t, Int16 | Int32 | Int64 | Float64);
-    match kind {
-        DatabaseKind::Postgres => true,
-        // SQLite stores what it is given: integers, floats, booleans and text compare
-        // like DataFusion's values there
-        DatabaseKind::Sqlite => number || matches!(t, Boolean | Utf8),
-        // MySQL's BOOL is TINYINT(1), where 2 is true to Bund but not `= TRUE`; TIMESTAMP
-        // and TIME compare in the session's time zone and range
-        DatabaseKind::Mysql => {
-            number || matches!(t, Decimal128(..) | Decimal256(..) | Utf8 | Date32)
-        }
-        // a Flight SQL service parses `1.50` as it likes (a float, in DataFusion), and its
-        // time zone is unknown
-        DatabaseKind::FlightSql => number || matches!(t, Boolean | Utf8 | Date32),
-    }
+    table.database.dialect().compares(t).then_some(t)
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -94,11 +146,7 @@ fn operand(table: &RemoteTable, e: &Expr) -> Option<Operand> {
             text: is_text(t),
             exact: table.text_is_exact(&c.name),
         }),
-        Expr::Literal(v, _)
-            if literal_ok(v)
-                && (table.database.kind() != DatabaseKind::Sqlite
-                    || !matches!(v, ScalarValue::Decimal128(..) | ScalarValue::Date32(_))) =>
-        {
+        Expr::Literal(v, _) if literal_ok(v) && table.database.dialect().compares_literal(v) => {
             Some(Operand::Literal)
         }
         _ => None,
@@ -186,74 +234,6 @@ fn safe(table: &RemoteTable, expr: &Expr, positive: bool) -> bool {
     }
 }
 
-/// Whether a declared column type can be read from this kind of database.
-pub(crate) fn check_declared(kind: DatabaseKind, t: &DataType) -> Result<()> {
-    match kind {
-        DatabaseKind::Postgres => pg_type(t).map(|_| ()),
-        DatabaseKind::Mysql => match t {
-            DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Boolean
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..)
-            | DataType::Utf8
-            | DataType::Binary
-            | DataType::Date32
-            | DataType::Time64(TimeUnit::Microsecond)
-            | DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(()),
-            other => Err(DataFusionError::Plan(format!(
-                "Bund cannot read a MySQL column as {other}"
-            ))),
-        },
-        // batches arrive as Arrow and are cast to the declared type
-        DatabaseKind::FlightSql => Ok(()),
-        DatabaseKind::Sqlite => match t {
-            DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Boolean
-            | DataType::Decimal128(..)
-            | DataType::Utf8
-            | DataType::Binary
-            | DataType::Date32
-            | DataType::Timestamp(_, None) => Ok(()),
-            other => Err(DataFusionError::Plan(format!(
-                "Bund cannot read a SQLite column as {other}"
-            ))),
-        },
-    }
-}
-
-/// The PostgreSQL type Bund reads a column of Arrow type `t` as.
-pub(crate) fn pg_type(t: &DataType) -> Result<String> {
-    Ok(match t {
-        DataType::Boolean => "bool".into(),
-        DataType::Int16 => "int2".into(),
-        DataType::Int32 => "int4".into(),
-        DataType::Int64 => "int8".into(),
-        DataType::Float32 => "float4".into(),
-        DataType::Float64 => "float8".into(),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p},{s})"),
-        DataType::Utf8 => "text".into(),
-        DataType::Binary => "bytea".into(),
-        DataType::Date32 => "date".into(),
-        DataType::Time64(_) => "time".into(),
-        DataType::Timestamp(_, None) => "timestamp".into(),
-        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
-        DataType::List(f) => format!("{}[]", pg_type(f.data_type())?),
-        other => {
-            return Err(DataFusionError::Plan(format!(
-                "Bund cannot read a PostgreSQL column as {other}"
-            )));
-        }
-    })
-}
-
 /// `SELECT "a"::t AS "a", … FROM source WHERE … LIMIT n`.
 pub(crate) fn select_sql(
     table: &RemoteTable,
@@ -266,37 +246,23 @@ pub(crate) fn select_sql(
         None => (0..table.schema.fields().len()).collect(),
     };
     let mut select = Vec::with_capacity(indices.len());
-    let kind = table.database.kind();
+    let dialect = table.database.dialect();
     for i in indices {
         let field = table.schema.field(i);
         let column = &table.columns[i];
-        let name = quote_ident(kind, &column.name);
-        let alias = quote_ident(kind, field.name());
-        match kind {
-            DatabaseKind::Postgres => {
-                let ty = pg_type(field.data_type())?;
-                select.push(format!("{name}::{ty} AS {alias}"));
-            }
-            // MySQL's binary protocol and SQLite's values are converted while reading
-            // (mysql.rs, sqlite.rs); an unmapped MySQL type is turned into text there
-            DatabaseKind::Mysql => match column.text_fn {
-                Some("CAST_CHAR") => select.push(format!("CAST({name} AS CHAR) AS {alias}")),
-                Some(f) => select.push(format!("{f}({name}) AS {alias}")),
-                None => select.push(format!("{name} AS {alias}")),
-            },
-            DatabaseKind::Sqlite | DatabaseKind::FlightSql => {
-                select.push(format!("{name} AS {alias}"));
-            }
-        }
+        let name = dialect.quote_ident(&column.name);
+        let alias = dialect.quote_ident(field.name());
+        let item = dialect.select_item(&name, column, field.data_type())?;
+        select.push(format!("{item} AS {alias}"));
     }
-    if select.is_empty() && kind != DatabaseKind::Postgres {
+    if select.is_empty() && !dialect.selects_nothing() {
         // rows without columns (count(*)): one expression is needed; it is not read
         select.push("NULL".to_string());
     }
     let mut sql = format!(
         "SELECT {} FROM {}",
         select.join(", "),
-        table.source.sql_from_item(kind)
+        table.source.sql_from_item(dialect)
     );
     push_where(table, filters, &mut sql)?;
     if let Some(n) = limit {
@@ -361,9 +327,9 @@ fn render(table: &RemoteTable, e: &Expr, alias: Option<&str>, out: &mut String) 
                 out.push_str(a);
                 out.push('.');
             }
-            out.push_str(&quote_ident(table.database.kind(), &table.columns[i].name));
+            out.push_str(&table.database.dialect().quote_ident(&table.columns[i].name));
         }
-        Expr::Literal(v, _) => out.push_str(&literal(table.database.kind(), v)?),
+        Expr::Literal(v, _) => out.push_str(&literal(table.database.dialect(), v)?),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let op = match op {
                 Operator::And => "AND",
@@ -427,7 +393,7 @@ fn render(table: &RemoteTable, e: &Expr, alias: Option<&str>, out: &mut String) 
 }
 
 /// A literal as SQL text for this kind of database.
-fn literal(kind: DatabaseKind, v: &ScalarValue) -> Result<String> {
+fn literal(dialect: &dyn Dialect, v: &ScalarValue) -> Result<String> {
     Ok(match v {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
@@ -447,7 +413,7 @@ fn literal(kind: DatabaseKind, v: &ScalarValue) -> Result<String> {
         ScalarValue::UInt32(Some(i)) => i.to_string(),
         ScalarValue::Float64(Some(f)) if f.is_finite() => format!("{f:?}"),
         ScalarValue::Decimal128(Some(x), _, scale) => decimal(*x, *scale),
-        ScalarValue::Date32(Some(d)) if kind != DatabaseKind::Sqlite => {
+        ScalarValue::Date32(Some(d)) if dialect.compares_literal(v) => {
             let (y, m, day) = bund_udfs::domain::civil_from_days(*d);
             if !(1..=9999).contains(&y) {
                 return plan_err!("internal: date out of range for a literal");
@@ -477,9 +443,11 @@ fn decimal(x: i128, scale: i8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::database::postgres::PostgresDialect;
+    use crate::sources::database::sqlite::SqliteDialect;
 
     fn text(s: &str) -> String {
-        literal(DatabaseKind::Postgres, &ScalarValue::Utf8(Some(s.into()))).unwrap()
+        literal(&PostgresDialect, &ScalarValue::Utf8(Some(s.into()))).unwrap()
     }
 
     #[test]
@@ -498,7 +466,7 @@ mod tests {
             assert!(!inner.replace("''", "").contains('\''), "{got}");
         }
         let nul = ScalarValue::Utf8(Some("a\0b".into()));
-        assert!(literal(DatabaseKind::Postgres, &nul).is_err());
+        assert!(literal(&PostgresDialect, &nul).is_err());
     }
 
     #[test]
@@ -509,11 +477,11 @@ mod tests {
         assert_eq!(decimal(12, -2), "1200");
         let date = ScalarValue::Date32(Some(19_782));
         assert_eq!(
-            literal(DatabaseKind::Postgres, &date).unwrap(),
+            literal(&PostgresDialect, &date).unwrap(),
             "DATE '2024-02-29'"
         );
-        assert!(literal(DatabaseKind::Sqlite, &date).is_err());
+        assert!(literal(&SqliteDialect, &date).is_err());
         let f = ScalarValue::Float64(Some(1.5));
-        assert_eq!(literal(DatabaseKind::Postgres, &f).unwrap(), "1.5");
+        assert_eq!(literal(&PostgresDialect, &f).unwrap(), "1.5");
     }
 }

@@ -15,12 +15,12 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
-use super::{Database, flightsql, mysql, postgres, sqlite};
+use super::Database;
 
 /// Reads one SQL statement from a database; EXPLAIN shows the statement.
 #[derive(Debug)]
 pub(crate) struct RemoteScanExec {
-    database: Arc<Database>,
+    database: Arc<dyn Database>,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
@@ -29,7 +29,7 @@ pub(crate) struct RemoteScanExec {
 
 impl RemoteScanExec {
     pub(crate) fn new(
-        database: Arc<Database>,
+        database: Arc<dyn Database>,
         sql: String,
         schema: SchemaRef,
         batch_size: usize,
@@ -50,12 +50,7 @@ impl RemoteScanExec {
     }
 
     fn label(&self) -> &'static str {
-        match self.database.as_ref() {
-            Database::Postgres(_) => "PostgresScanExec",
-            Database::Mysql(_) => "MysqlScanExec",
-            Database::FlightSql(_) => "FlightSqlScanExec",
-            Database::Sqlite(_) => "SqliteScanExec",
-        }
+        self.database.scan_name()
     }
 }
 
@@ -113,26 +108,12 @@ impl ExecutionPlan for RemoteScanExec {
         }
         // Two batches in flight: the database keeps sending while the client reads.
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
-        let (database, sql, schema) = (
-            Arc::clone(&self.database),
+        Arc::clone(&self.database).read(
             self.sql.clone(),
             Arc::clone(&self.schema),
+            self.batch_size,
+            &mut builder,
         );
-        let (tx, batch_size) = (builder.tx(), self.batch_size);
-        match self.database.as_ref() {
-            Database::Postgres(_) => {
-                builder.spawn(postgres::read(database, sql, schema, batch_size, tx));
-            }
-            Database::Mysql(_) => {
-                builder.spawn(mysql::read(database, sql, schema, batch_size, tx));
-            }
-            Database::FlightSql(_) => {
-                builder.spawn(flightsql::read(database, sql, schema, tx));
-            }
-            Database::Sqlite(_) => {
-                builder.spawn_blocking(move || sqlite::read(database, sql, schema, batch_size, tx));
-            }
-        }
         Ok(builder.build())
     }
 }

@@ -12,16 +12,22 @@ use arrow_flight::FlightInfo;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Field, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::common::{DataFusionError, Result};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::Sender;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
+use async_trait::async_trait;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+
+use super::{
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+};
 
 /// A Flight SQL service: a lazily connected channel and the session token.
 pub(crate) struct FlightSqlDatabase {
@@ -77,14 +83,6 @@ impl FlightSqlDatabase {
         })
     }
 
-    pub(crate) fn error(&self, kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
-        SourceError {
-            source: self.settings.name.clone(),
-            kind,
-            message: message.into(),
-        }
-    }
-
     /// Classifies a Flight error: cannot connect or log in, cancelled past its time, or
     /// the service refused the statement.
     fn flight_error(&self, e: &FlightError) -> SourceError {
@@ -100,7 +98,8 @@ impl FlightSqlDatabase {
                     }
                     _ => SourceErrorKind::Remote,
                 };
-                self.error(kind, format!("{:?}: {}", s.code(), s.message()))
+                self.settings
+                    .error(kind, format!("{:?}: {}", s.code(), s.message()))
             }
             // the handshake's errors arrive as text
             other => {
@@ -118,7 +117,7 @@ impl FlightSqlDatabase {
                 } else {
                     SourceErrorKind::Remote
                 };
-                self.error(kind, text)
+                self.settings.error(kind, text)
             }
         }
     }
@@ -129,7 +128,7 @@ impl FlightSqlDatabase {
         } else {
             SourceErrorKind::Timeout
         };
-        self.error(
+        self.settings.error(
             kind,
             format!("no answer to {what} within {} s", limit.as_secs_f64()),
         )
@@ -184,21 +183,24 @@ impl FlightSqlDatabase {
     }
 
     /// Columns of a table or query: the schema the service announces for it.
-    pub(crate) async fn describe(
+    async fn columns(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
         let _slot = self.slots.acquire().await;
         let sql = format!(
             "SELECT * FROM {} LIMIT 0",
-            source.sql_from_item(super::DatabaseKind::FlightSql)
+            source.sql_from_item(&FlightSqlDialect)
         );
         let (_, info) = self.info(&sql).await?;
-        let schema = info
-            .try_decode_schema()
-            .map_err(|e| self.error(SourceErrorKind::Remote, format!("unreadable schema: {e}")))?;
+        let schema = info.try_decode_schema().map_err(|e| {
+            self.settings
+                .error(SourceErrorKind::Remote, format!("unreadable schema: {e}"))
+        })?;
         if schema.fields().is_empty() {
-            return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
+            return Err(self
+                .settings
+                .error(SourceErrorKind::Remote, "the table has no columns"));
         }
         Ok(schema
             .fields()
@@ -219,17 +221,48 @@ impl FlightSqlDatabase {
     }
 }
 
+#[async_trait]
+impl Database for FlightSqlDatabase {
+    fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &FlightSqlDialect
+    }
+
+    fn scan_name(&self) -> &'static str {
+        "FlightSqlScanExec"
+    }
+
+    async fn describe(
+        &self,
+        source: &RemoteSource,
+    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
+        self.columns(source).await
+    }
+
+    fn read(
+        self: Arc<Self>,
+        sql: String,
+        schema: SchemaRef,
+        batch_size: usize,
+        builder: &mut RecordBatchReceiverStreamBuilder,
+    ) {
+        let _ = batch_size; // the service decides its batches
+        let tx = builder.tx();
+        builder.spawn(read(self, sql, schema, tx));
+    }
+}
+
 /// Streams one statement's batches from every endpoint into `tx`, cast to `schema`; stops
 /// when the receiver is gone (dropping the streams cancels them at the service).
-pub(crate) async fn read(
-    database: Arc<Database>,
+async fn read(
+    db: Arc<FlightSqlDatabase>,
     sql: String,
     schema: SchemaRef,
     tx: Sender<Result<RecordBatch>>,
 ) -> Result<()> {
-    let Database::FlightSql(db) = database.as_ref() else {
-        return internal_err!("a Flight SQL scan over another kind of database");
-    };
     let _slot = db.slots.acquire().await;
     let deadline = tokio::time::Instant::now() + db.settings.statement_timeout;
     let (mut client, info) = db.info(&sql).await?;
@@ -255,8 +288,9 @@ pub(crate) async fn read(
                 Ok(None) => break,
                 Ok(Some(r)) => r.map_err(|e| db.flight_error(&e))?,
             };
-            let batch = conform(&next, &schema)
-                .map_err(|m| DataFusionError::from(db.error(SourceErrorKind::Remote, m)))?;
+            let batch = conform(&next, &schema).map_err(|m| {
+                DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m))
+            })?;
             if tx.send(Ok(batch)).await.is_err() {
                 return Ok(()); // the consumer is gone: the query was cancelled
             }
@@ -293,4 +327,38 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Strin
         })
         .collect::<Result<Vec<_>, String>>()?;
     RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+}
+
+/// Another Flight SQL service's dialect: batches arrive as Arrow and are cast to the
+/// declared types. The service parses `1.50` as it likes (a float, in DataFusion), its time
+/// zone and its collations are unknown: decimals and booleans are neither compared, grouped
+/// nor summed there.
+#[derive(Debug)]
+pub(crate) struct FlightSqlDialect;
+
+impl Dialect for FlightSqlDialect {
+    fn compares(&self, t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Boolean
+                | DataType::Utf8
+                | DataType::Date32
+        )
+    }
+
+    fn reads(&self, _t: &DataType) -> Result<()> {
+        Ok(())
+    }
+
+    fn exact_decimals(&self) -> bool {
+        false
+    }
+
+    fn exact_booleans(&self) -> bool {
+        false
+    }
 }

@@ -33,6 +33,10 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+
+pub(crate) use dialect::Dialect;
+
 use crate::config::files::RawDatabase;
 
 /// A failure of a database source, as the client should read it: which source, what
@@ -249,6 +253,15 @@ impl DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// An error of this source, named after it.
+    pub(crate) fn error(&self, kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
+        SourceError {
+            source: self.name.clone(),
+            kind,
+            message: message.into(),
+        }
+    }
+
     /// A column's Arrow type and whether it is read as text: `mapped` when Bund maps the
     /// remote type, text where `unsupported_types = "text"`, else an error naming it.
     pub(crate) fn column_type(
@@ -273,66 +286,53 @@ impl DatabaseSettings {
     }
 }
 
-/// One connected (or connectable) database.
-#[derive(Debug)]
-pub(crate) enum Database {
-    Postgres(Box<postgres::PgDatabase>),
-    Mysql(Arc<mysql::MysqlDatabase>),
-    Sqlite(Arc<sqlite::SqliteDatabase>),
-    FlightSql(Arc<flightsql::FlightSqlDatabase>),
-}
+/// One connected (or connectable) database of some kind: its settings, its dialect, and
+/// how its tables are described and read. Each kind implements it in its own module
+/// (`postgres.rs`, `mysql.rs`, `sqlite.rs`, `flightsql.rs`) and [`open`] is the one place
+/// that chooses the kind; everything else reads a database through this trait.
+#[async_trait]
+pub(crate) trait Database: fmt::Debug + Send + Sync {
+    fn settings(&self) -> &DatabaseSettings;
 
-impl Database {
-    /// Prepares the connection pool; connects nothing yet.
-    pub(crate) fn open(settings: DatabaseSettings) -> Result<Arc<Self>, (&'static str, String)> {
-        match settings.kind {
-            DatabaseKind::Postgres => Ok(Arc::new(Self::Postgres(Box::new(
-                postgres::PgDatabase::new(settings)?,
-            )))),
-            DatabaseKind::Mysql => Ok(Arc::new(Self::Mysql(Arc::new(mysql::MysqlDatabase::new(
-                settings,
-            )?)))),
-            DatabaseKind::FlightSql => Ok(Arc::new(Self::FlightSql(Arc::new(
-                flightsql::FlightSqlDatabase::new(settings)?,
-            )))),
-            DatabaseKind::Sqlite => {
-                let path = std::path::PathBuf::from(&settings.url);
-                Ok(Arc::new(Self::Sqlite(Arc::new(sqlite::SqliteDatabase {
-                    settings,
-                    path,
-                }))))
-            }
-        }
-    }
+    /// What the database evaluates exactly as Bund does, and how its SQL is written.
+    fn dialect(&self) -> &'static dyn Dialect;
 
-    pub(crate) fn settings(&self) -> &DatabaseSettings {
-        match self {
-            Self::Postgres(p) => &p.settings,
-            Self::Mysql(m) => &m.settings,
-            Self::FlightSql(f) => &f.settings,
-            Self::Sqlite(s) => &s.settings,
-        }
-    }
+    /// The name of its scans in EXPLAIN (`PostgresScanExec`, …).
+    fn scan_name(&self) -> &'static str;
 
-    pub(crate) fn kind(&self) -> DatabaseKind {
-        self.settings().kind
-    }
-
+    /// The columns of a table or a query: their Arrow fields and how each is read.
     async fn describe(
         &self,
         source: &RemoteSource,
-    ) -> Result<Vec<(datafusion::arrow::datatypes::Field, RemoteColumn)>, SourceError> {
-        match self {
-            Self::Postgres(p) => p.describe(source).await,
-            Self::Mysql(m) => m.describe(source).await,
-            Self::FlightSql(f) => f.describe(source).await,
-            Self::Sqlite(s) => s.describe(source).await,
-        }
-    }
+    ) -> Result<Vec<(datafusion::arrow::datatypes::Field, RemoteColumn)>, SourceError>;
 
-    pub(crate) fn name(&self) -> &str {
+    /// Starts reading one statement's rows into `builder`'s channel as batches of `schema`
+    /// (`batch_size` rows where the database sends rows); stops early when the receiver is
+    /// gone (the query was cancelled).
+    fn read(
+        self: Arc<Self>,
+        sql: String,
+        schema: SchemaRef,
+        batch_size: usize,
+        builder: &mut RecordBatchReceiverStreamBuilder,
+    );
+
+    /// The `[[database]]` name.
+    fn name(&self) -> &str {
         &self.settings().name
     }
+}
+
+/// Prepares the connection pool of one `[[database]]` entry; connects nothing yet.
+pub(crate) fn open(
+    settings: DatabaseSettings,
+) -> Result<Arc<dyn Database>, (&'static str, String)> {
+    Ok(match settings.kind {
+        DatabaseKind::Postgres => Arc::new(postgres::PgDatabase::new(settings)?),
+        DatabaseKind::Mysql => Arc::new(mysql::MysqlDatabase::new(settings)?),
+        DatabaseKind::FlightSql => Arc::new(flightsql::FlightSqlDatabase::new(settings)?),
+        DatabaseKind::Sqlite => Arc::new(sqlite::SqliteDatabase::new(settings)),
+    })
 }
 
 /// What a remote table reads: a table (optionally schema-qualified) or a query.
@@ -344,11 +344,11 @@ pub(crate) enum RemoteSource {
 
 impl RemoteSource {
     /// The FROM item of the SQL Bund sends.
-    pub(crate) fn sql_from_item(&self, kind: DatabaseKind) -> String {
+    pub(crate) fn sql_from_item(&self, dialect: &dyn Dialect) -> String {
         match self {
             Self::Table(parts) => parts
                 .iter()
-                .map(|p| dialect::quote_ident(kind, p))
+                .map(|p| dialect.quote_ident(p))
                 .collect::<Vec<_>>()
                 .join("."),
             Self::Query(q) => format!("({q}) AS bund_source"),
@@ -356,9 +356,9 @@ impl RemoteSource {
     }
 
     /// The FROM item without an alias (a join gives its own).
-    pub(crate) fn join_item(&self, kind: DatabaseKind) -> String {
+    pub(crate) fn join_item(&self, dialect: &dyn Dialect) -> String {
         match self {
-            Self::Table(_) => self.sql_from_item(kind),
+            Self::Table(_) => self.sql_from_item(dialect),
             Self::Query(q) => format!("({q})"),
         }
     }
@@ -385,7 +385,7 @@ pub(crate) struct RemoteColumn {
 /// A table of a database source.
 #[derive(Debug)]
 pub struct RemoteTable {
-    pub(crate) database: Arc<Database>,
+    pub(crate) database: Arc<dyn Database>,
     pub(crate) source: RemoteSource,
     pub(crate) schema: SchemaRef,
     pub(crate) columns: Vec<RemoteColumn>,
@@ -475,7 +475,7 @@ pub(crate) enum TableLoadError {
 /// is built without asking the database (a warning says when it cannot be reached);
 /// otherwise the columns are read from the database.
 pub(crate) async fn remote_table(
-    databases: &std::collections::HashMap<String, Arc<Database>>,
+    databases: &std::collections::HashMap<String, Arc<dyn Database>>,
     database: &str,
     table: Option<&str>,
     query: Option<&str>,
@@ -515,7 +515,7 @@ pub(crate) async fn remote_table(
     match declared {
         Some(schema) => {
             for f in schema.fields() {
-                dialect::check_declared(db.kind(), f.data_type()).map_err(|e| {
+                db.dialect().reads(f.data_type()).map_err(|e| {
                     TableLoadError::Config("columns", format!("column `{}`: {e}", f.name()))
                 })?;
             }

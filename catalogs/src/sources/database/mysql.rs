@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::common::{DataFusionError, Result};
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
@@ -20,7 +20,12 @@ use tokio::sync::mpsc::Sender;
 
 use super::copy::{Builder, DecodeResult, RowBatches, parse_decimal};
 use super::pool::{Pool, Pooled};
-use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
+use async_trait::async_trait;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+
+use super::{
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+};
 
 /// The character set number MySQL gives binary strings (BINARY, VARBINARY, BLOB).
 const BINARY_CHARSET: u16 = 63;
@@ -64,14 +69,6 @@ impl MysqlDatabase {
         })
     }
 
-    pub(crate) fn error(&self, kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
-        SourceError {
-            source: self.settings.name.clone(),
-            kind,
-            message: message.into(),
-        }
-    }
-
     /// Classifies a driver error: connection trouble (refused, lost, access denied), the
     /// server's statement timeout, or a refusal of the statement.
     fn my_error(&self, e: &mysql_async::Error) -> SourceError {
@@ -96,23 +93,24 @@ impl MysqlDatabase {
                 } else {
                     s.message.clone()
                 };
-                self.error(kind, message)
+                self.settings.error(kind, message)
             }
-            mysql_async::Error::Url(u) => {
-                self.error(SourceErrorKind::Unavailable, redact(&u.to_string()))
-            }
-            other => self.error(SourceErrorKind::Unavailable, redact(&other.to_string())),
+            mysql_async::Error::Url(u) => self
+                .settings
+                .error(SourceErrorKind::Unavailable, redact(&u.to_string())),
+            other => self
+                .settings
+                .error(SourceErrorKind::Unavailable, redact(&other.to_string())),
         }
     }
 
     /// An idle connection that answers a ping (one made before a server restart does
     /// not, and is dropped), or a new one set up within the connect timeout.
     async fn connection(&self) -> Result<Pooled<'_, Conn>, SourceError> {
-        let slot = self
-            .pool
-            .slot()
-            .await
-            .ok_or_else(|| self.error(SourceErrorKind::Unavailable, "the pool is closed"))?;
+        let slot = self.pool.slot().await.ok_or_else(|| {
+            self.settings
+                .error(SourceErrorKind::Unavailable, "the pool is closed")
+        })?;
         while let Some(mut c) = self.pool.idle() {
             let ping = tokio::time::timeout(self.settings.connect_timeout, c.ping()).await;
             if matches!(ping, Ok(Ok(()))) {
@@ -144,7 +142,7 @@ impl MysqlDatabase {
             Ok::<_, mysql_async::Error>(conn)
         };
         match tokio::time::timeout(timeout, setup).await {
-            Err(_) => Err(self.error(
+            Err(_) => Err(self.settings.error(
                 SourceErrorKind::Unavailable,
                 format!("no connection within {} s", timeout.as_secs_f64()),
             )),
@@ -175,14 +173,14 @@ impl MysqlDatabase {
     }
 
     /// Columns of a table or query as Arrow fields, from the server's result metadata.
-    pub(crate) async fn describe(
+    async fn columns(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
         let mut conn = self.connection().await?;
         let sql = format!(
             "SELECT * FROM {} LIMIT 0",
-            source.sql_from_item(super::DatabaseKind::Mysql)
+            source.sql_from_item(&MysqlDialect)
         );
         let result = conn.query_iter(sql).await.map_err(|e| self.my_error(&e))?;
         let columns: Vec<MyColumn> = result
@@ -224,7 +222,9 @@ impl MysqlDatabase {
         }
         conn.release();
         if columns.is_empty() {
-            return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
+            return Err(self
+                .settings
+                .error(SourceErrorKind::Remote, "the table has no columns"));
         }
         columns
             .into_iter()
@@ -466,19 +466,49 @@ fn value_kind(v: &Value) -> &'static str {
     }
 }
 
+#[async_trait]
+impl Database for MysqlDatabase {
+    fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &MysqlDialect
+    }
+
+    fn scan_name(&self) -> &'static str {
+        "MysqlScanExec"
+    }
+
+    async fn describe(
+        &self,
+        source: &RemoteSource,
+    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
+        self.columns(source).await
+    }
+
+    fn read(
+        self: Arc<Self>,
+        sql: String,
+        schema: SchemaRef,
+        batch_size: usize,
+        builder: &mut RecordBatchReceiverStreamBuilder,
+    ) {
+        let tx = builder.tx();
+        builder.spawn(read(self, sql, schema, batch_size, tx));
+    }
+}
+
 /// Streams one prepared statement's rows into `tx` as batches of `batch_size` rows; when
 /// the receiver is gone (the query was cancelled) the statement is killed.
-pub(crate) async fn read(
-    database: Arc<Database>,
+async fn read(
+    db: Arc<MysqlDatabase>,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
     tx: Sender<Result<RecordBatch>>,
 ) -> Result<()> {
-    let Database::Mysql(db) = database.as_ref() else {
-        return internal_err!("a MySQL scan over another kind of database");
-    };
-    let remote = |m: String| DataFusionError::from(db.error(SourceErrorKind::Remote, m));
+    let remote = |m: String| DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m));
     let mut batches = RowBatches::new(&schema, batch_size).map_err(remote)?;
     let mut conn = db.connection().await?;
     let id = conn.id();
@@ -504,4 +534,83 @@ pub(crate) async fn read(
         let _ = tx.send(Ok(batch)).await;
     }
     Ok(())
+}
+
+/// MySQL's and MariaDB's dialect: back-quoted names; values are converted while reading,
+/// and a column of a type Bund does not map is turned into text in the SELECT.
+#[derive(Debug)]
+pub(crate) struct MysqlDialect;
+
+impl Dialect for MysqlDialect {
+    fn quote_ident(&self, name: &str) -> String {
+        format!("`{}`", name.replace('`', "``"))
+    }
+
+    /// MySQL's BOOL is TINYINT(1), where 2 is true to Bund but not `= TRUE`; TIMESTAMP and
+    /// TIME compare in the session's time zone and range.
+    fn compares(&self, t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+                | DataType::Utf8
+                | DataType::Date32
+        )
+    }
+
+    fn reads(&self, t: &DataType) -> Result<()> {
+        match t {
+            DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Boolean
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+            | DataType::Utf8
+            | DataType::Binary
+            | DataType::Date32
+            | DataType::Time64(TimeUnit::Microsecond)
+            | DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(()),
+            other => Err(DataFusionError::Plan(format!(
+                "Bund cannot read a MySQL column as {other}"
+            ))),
+        }
+    }
+
+    fn select_item(&self, name: &str, column: &RemoteColumn, _t: &DataType) -> Result<String> {
+        Ok(match column.text_fn {
+            Some("CAST_CHAR") => format!("CAST({name} AS CHAR)"),
+            Some(f) => format!("{f}({name})"),
+            None => name.to_string(),
+        })
+    }
+
+    /// MySQL's BOOL is an integer.
+    fn exact_booleans(&self) -> bool {
+        false
+    }
+
+    /// MySQL sums integers as DECIMAL.
+    fn sum(&self, c: &str, t: &DataType) -> String {
+        if matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64) {
+            format!("CAST(SUM({c}) AS SIGNED)")
+        } else {
+            format!("SUM({c})")
+        }
+    }
+
+    /// MySQL has no NULLS FIRST/LAST: order by the NULL test first.
+    fn order_key(&self, c: &str, ascending: bool, nulls_first: bool) -> String {
+        format!(
+            "({c} IS NULL) {}, {c} {}",
+            if nulls_first { "DESC" } else { "ASC" },
+            if ascending { "ASC" } else { "DESC" }
+        )
+    }
 }

@@ -9,13 +9,18 @@ use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::common::{DataFusionError, Result};
 use futures::StreamExt;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::copy::CopyDecoder;
 use super::pool::{Pool, Pooled};
-use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
+use async_trait::async_trait;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+
+use super::{
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+};
 
 /// A PostgreSQL database: settings and idle connections.
 pub(crate) struct PgDatabase {
@@ -57,14 +62,6 @@ impl PgDatabase {
         })
     }
 
-    fn error(&self, kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
-        SourceError {
-            source: self.settings.name.clone(),
-            kind,
-            message: message.into(),
-        }
-    }
-
     /// Classifies a client error: connection trouble, a statement timeout, or a refusal.
     fn pg_error(&self, e: &tokio_postgres::Error) -> SourceError {
         if let Some(db) = e.as_db_error() {
@@ -80,18 +77,18 @@ impl PgDatabase {
             } else {
                 SourceErrorKind::Remote
             };
-            return self.error(kind, db.message().to_string());
+            return self.settings.error(kind, db.message().to_string());
         }
-        self.error(SourceErrorKind::Unavailable, redact(&e.to_string()))
+        self.settings
+            .error(SourceErrorKind::Unavailable, redact(&e.to_string()))
     }
 
     /// An idle connection that still works, or a new one within the connect timeout.
     pub(crate) async fn connection(&self) -> Result<Pooled<'_, Client>, SourceError> {
-        let slot = self
-            .pool
-            .slot()
-            .await
-            .ok_or_else(|| self.error(SourceErrorKind::Unavailable, "the pool is closed"))?;
+        let slot = self.pool.slot().await.ok_or_else(|| {
+            self.settings
+                .error(SourceErrorKind::Unavailable, "the pool is closed")
+        })?;
         if let Some(c) = self.pool.idle() {
             return Ok(self.pool.lend(c, slot));
         }
@@ -99,7 +96,7 @@ impl PgDatabase {
         let connect = tokio::time::timeout(timeout, self.config.connect(NoTls)).await;
         let (client, connection) = match connect {
             Err(_) => {
-                return Err(self.error(
+                return Err(self.settings.error(
                     SourceErrorKind::Unavailable,
                     format!("no connection within {} s", timeout.as_secs_f64()),
                 ));
@@ -117,7 +114,7 @@ impl PgDatabase {
     }
 
     /// Columns of a table or query as Arrow fields, with what must be read as text.
-    pub(crate) async fn describe(
+    async fn columns(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
@@ -126,7 +123,7 @@ impl PgDatabase {
             RemoteSource::Table(parts) => {
                 let name = parts
                     .iter()
-                    .map(|p| super::dialect::quote_ident(super::DatabaseKind::Postgres, p))
+                    .map(|p| PostgresDialect.quote_ident(p))
                     .collect::<Vec<_>>()
                     .join(".");
                 let sql = "SELECT a.attname::text, a.atttypid::int4, a.atttypmod, a.attnotnull, \
@@ -193,7 +190,9 @@ impl PgDatabase {
         };
         client.release();
         if rows.is_empty() {
-            return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
+            return Err(self
+                .settings
+                .error(SourceErrorKind::Remote, "the table has no columns"));
         }
         rows.into_iter()
             .map(|c| {
@@ -282,21 +281,51 @@ fn redact(s: &str) -> String {
     }
 }
 
+#[async_trait]
+impl Database for PgDatabase {
+    fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &PostgresDialect
+    }
+
+    fn scan_name(&self) -> &'static str {
+        "PostgresScanExec"
+    }
+
+    async fn describe(
+        &self,
+        source: &RemoteSource,
+    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
+        self.columns(source).await
+    }
+
+    fn read(
+        self: Arc<Self>,
+        sql: String,
+        schema: SchemaRef,
+        batch_size: usize,
+        builder: &mut RecordBatchReceiverStreamBuilder,
+    ) {
+        let tx = builder.tx();
+        builder.spawn(read(self, sql, schema, batch_size, tx));
+    }
+}
+
 /// Streams one `COPY (sql) TO STDOUT (FORMAT binary)` into `tx` as batches of
 /// `batch_size` rows; stops early when the receiver is gone (the query was cancelled).
-pub(crate) async fn read(
-    database: Arc<Database>,
+async fn read(
+    db: Arc<PgDatabase>,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
     tx: Sender<Result<RecordBatch>>,
 ) -> Result<()> {
     let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
-    let Database::Postgres(db) = database.as_ref() else {
-        return internal_err!("a PostgreSQL scan over another kind of database");
-    };
     let mut decoder = CopyDecoder::new(schema, batch_size)
-        .map_err(|m| DataFusionError::from(db.error(SourceErrorKind::Remote, m)))?;
+        .map_err(|m| DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m)))?;
     let client = db.connection().await?;
     let stream = client
         .copy_out(copy.as_str())
@@ -308,12 +337,12 @@ pub(crate) async fn read(
     loop {
         let consumed = decoder
             .decode(&buf[start..])
-            .map_err(|m| db.error(SourceErrorKind::Remote, m))?;
+            .map_err(|m| db.settings.error(SourceErrorKind::Remote, m))?;
         start += consumed;
         if decoder.rows() >= batch_size || (decoder.finished() && decoder.rows() > 0) {
             let batch = decoder
                 .flush()
-                .map_err(|m| db.error(SourceErrorKind::Remote, m))?;
+                .map_err(|m| db.settings.error(SourceErrorKind::Remote, m))?;
             if tx.send(Ok(batch)).await.is_err() {
                 return Ok(()); // the consumer is gone: the query was cancelled
             }
@@ -332,6 +361,7 @@ pub(crate) async fn read(
             Some(Err(e)) => return Err(db.pg_error(&e).into()),
             None => {
                 return Err(db
+                    .settings
                     .error(SourceErrorKind::Unavailable, "the COPY stream ended early")
                     .into());
             }
@@ -350,4 +380,56 @@ pub(crate) fn schema_of(cols: &[(Field, RemoteColumn)]) -> SchemaRef {
     Arc::new(Schema::new(
         cols.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
     ))
+}
+
+/// PostgreSQL's dialect: every column is cast in the SELECT to the type Bund decodes, so
+/// that the binary COPY format carries exactly those types.
+#[derive(Debug)]
+pub(crate) struct PostgresDialect;
+
+impl Dialect for PostgresDialect {
+    fn compares(&self, _t: &DataType) -> bool {
+        true
+    }
+
+    fn reads(&self, t: &DataType) -> Result<()> {
+        pg_type(t).map(|_| ())
+    }
+
+    fn cast(&self, expr: &str, t: &DataType) -> Result<String> {
+        Ok(format!("{expr}::{}", pg_type(t)?))
+    }
+
+    fn cast_compound(&self, expr: &str, t: &DataType) -> Result<String> {
+        Ok(format!("({expr})::{}", pg_type(t)?))
+    }
+
+    fn selects_nothing(&self) -> bool {
+        true
+    }
+}
+
+/// The PostgreSQL type Bund reads a column of Arrow type `t` as.
+fn pg_type(t: &DataType) -> Result<String> {
+    Ok(match t {
+        DataType::Boolean => "bool".into(),
+        DataType::Int16 => "int2".into(),
+        DataType::Int32 => "int4".into(),
+        DataType::Int64 => "int8".into(),
+        DataType::Float32 => "float4".into(),
+        DataType::Float64 => "float8".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p},{s})"),
+        DataType::Utf8 => "text".into(),
+        DataType::Binary => "bytea".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::List(f) => format!("{}[]", pg_type(f.data_type())?),
+        other => {
+            return Err(datafusion::common::DataFusionError::Plan(format!(
+                "Bund cannot read a PostgreSQL column as {other}"
+            )));
+        }
+    })
 }

@@ -20,8 +20,8 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::dialect::{self, pg_type, quote_ident};
-use super::{Database, DatabaseKind, RemoteTable, exec};
+use super::dialect::{self, Dialect};
+use super::{Database, RemoteTable, exec};
 
 /// An aggregate function as the database computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct RemoteAggregate {
 /// for. Its columns are named `c0`, `c1`, … in the order of [`RemoteQuery::schema`].
 #[derive(Debug)]
 pub struct RemoteQuery {
-    database: Arc<Database>,
+    database: Arc<dyn Database>,
     /// `expr AS "c<i>"`, one per column of the schema
     items: Vec<String>,
     /// ` FROM … [WHERE …] [GROUP BY …] [ORDER BY …]`
@@ -66,7 +66,7 @@ impl RemoteQuery {
                 .collect(),
             None => self.items.iter().map(String::as_str).collect(),
         };
-        if items.is_empty() && self.database.kind() != DatabaseKind::Postgres {
+        if items.is_empty() && !self.database.dialect().selects_nothing() {
             items.push("NULL"); // rows without columns: one expression, not read
         }
         let mut sql = format!("SELECT {}{}", items.join(", "), self.rest);
@@ -98,7 +98,7 @@ impl RemoteTable {
         aggregates: &[RemoteAggregate],
         output: &[Field],
     ) -> Result<Option<RemoteQuery>> {
-        let kind = self.database.kind();
+        let dialect = self.database.dialect();
         if !self.database.settings().filter_pushdown
             || output.len() != group_by.len() + aggregates.len()
             || !filters.iter().all(|f| self.filter_is_exact(f))
@@ -111,7 +111,7 @@ impl RemoteTable {
             let Some((remote, t)) = self.exact_column(name) else {
                 return Ok(None);
             };
-            if !groups_exactly(kind, t, self.text_is_exact(name)) || t != field.data_type() {
+            if !groups_exactly(dialect, t, self.text_is_exact(name)) || t != field.data_type() {
                 return Ok(None);
             }
             select.push(remote.clone());
@@ -129,16 +129,9 @@ impl RemoteTable {
             let sql = match (agg.func, arg) {
                 (AggregateFn::CountRows, None) => "COUNT(*)".to_string(),
                 (AggregateFn::Count, Some((c, _))) => format!("COUNT({c})"),
-                (AggregateFn::Sum, Some((c, t))) if sums_exactly(kind, t) => {
-                    if kind == DatabaseKind::Mysql && is_integer(t) {
-                        // MySQL sums integers as DECIMAL
-                        format!("CAST(SUM({c}) AS SIGNED)")
-                    } else {
-                        format!("SUM({c})")
-                    }
-                }
+                (AggregateFn::Sum, Some((c, t))) if sums_exactly(dialect, t) => dialect.sum(&c, t),
                 (AggregateFn::Min | AggregateFn::Max, Some((c, t)))
-                    if orders_exactly(kind, t, text_exact) =>
+                    if orders_exactly(dialect, t, text_exact) =>
                 {
                     let f = if agg.func == AggregateFn::Min {
                         "MIN"
@@ -154,22 +147,19 @@ impl RemoteTable {
         let mut fields = Vec::with_capacity(output.len());
         let mut items = Vec::with_capacity(output.len());
         for (i, (expr, field)) in select.into_iter().zip(output).enumerate() {
-            if dialect::check_declared(kind, field.data_type()).is_err() {
+            if dialect.reads(field.data_type()).is_err() {
                 return Ok(None);
             }
             let name = format!("c{i}");
-            let expr = match kind {
-                DatabaseKind::Postgres => format!("({expr})::{}", pg_type(field.data_type())?),
-                _ => expr,
-            };
-            items.push(format!("{expr} AS {}", quote_ident(kind, &name)));
+            let expr = dialect.cast_compound(&expr, field.data_type())?;
+            items.push(format!("{expr} AS {}", dialect.quote_ident(&name)));
             fields.push(Field::new(
                 name,
                 field.data_type().clone(),
                 field.is_nullable(),
             ));
         }
-        let mut rest = format!(" FROM {}", self.source.sql_from_item(kind));
+        let mut rest = format!(" FROM {}", self.source.sql_from_item(dialect));
         dialect::push_where(self, filters, &mut rest)?;
         if !group.is_empty() {
             rest.push_str(" GROUP BY ");
@@ -195,7 +185,7 @@ impl RemoteTable {
         order: &[(String, bool, bool)],
         n: usize,
     ) -> Result<Option<RemoteQuery>> {
-        let kind = self.database.kind();
+        let dialect = self.database.dialect();
         if !self.database.settings().filter_pushdown
             || order.is_empty()
             || !filters.iter().all(|f| self.filter_is_exact(f))
@@ -207,21 +197,10 @@ impl RemoteTable {
             let Some((c, t)) = self.exact_column(name) else {
                 return Ok(None);
             };
-            if !orders_exactly(kind, t, self.text_is_exact(name)) {
+            if !orders_exactly(dialect, t, self.text_is_exact(name)) {
                 return Ok(None);
             }
-            let dir = if *asc { "ASC" } else { "DESC" };
-            keys.push(match kind {
-                // MySQL has no NULLS FIRST/LAST: order by the NULL test first
-                DatabaseKind::Mysql => format!(
-                    "({c} IS NULL) {}, {c} {dir}",
-                    if *nulls_first { "DESC" } else { "ASC" }
-                ),
-                _ => format!(
-                    "{c} {dir} NULLS {}",
-                    if *nulls_first { "FIRST" } else { "LAST" }
-                ),
-            });
+            keys.push(dialect.order_key(&c, *asc, *nulls_first));
         }
         let mut items = Vec::with_capacity(columns.len());
         let mut fields = Vec::with_capacity(columns.len());
@@ -229,17 +208,14 @@ impl RemoteTable {
             let Some((c, t)) = self.exact_column(name) else {
                 return Ok(None);
             };
-            if t != field.data_type() || dialect::check_declared(kind, t).is_err() {
+            if t != field.data_type() || dialect.reads(t).is_err() {
                 return Ok(None);
             }
-            let alias = quote_ident(kind, &format!("c{i}"));
-            items.push(match kind {
-                DatabaseKind::Postgres => format!("{c}::{} AS {alias}", pg_type(t)?),
-                _ => format!("{c} AS {alias}"),
-            });
+            let alias = dialect.quote_ident(&format!("c{i}"));
+            items.push(format!("{} AS {alias}", dialect.cast(&c, t)?));
             fields.push(Field::new(format!("c{i}"), t.clone(), field.is_nullable()));
         }
-        let mut rest = format!(" FROM {}", self.source.sql_from_item(kind));
+        let mut rest = format!(" FROM {}", self.source.sql_from_item(dialect));
         dialect::push_where(self, filters, &mut rest)?;
         rest.push_str(" ORDER BY ");
         rest.push_str(&keys.join(", "));
@@ -272,7 +248,7 @@ impl RemoteTable {
             return None;
         }
         Some((
-            quote_ident(self.database.kind(), &self.columns[i].name),
+            self.database.dialect().quote_ident(&self.columns[i].name),
             self.schema.field(i).data_type(),
         ))
     }
@@ -296,7 +272,7 @@ pub fn inner_join(
     output: &[(usize, String, Field)],
 ) -> Result<Option<RemoteQuery>> {
     let (l, r) = (left.table, right.table);
-    let kind = l.database.kind();
+    let dialect = l.database.dialect();
     if !l.same_database(r) || on.is_empty() || !l.database.settings().filter_pushdown {
         return Ok(None);
     }
@@ -312,7 +288,7 @@ pub fn inner_join(
         let (Some((ca, ta)), Some((cb, tb))) = (l.exact_column(a), r.exact_column(b)) else {
             return Ok(None);
         };
-        if ta != tb || !groups_exactly(kind, ta, l.text_is_exact(a) && r.text_is_exact(b)) {
+        if ta != tb || !groups_exactly(dialect, ta, l.text_is_exact(a) && r.text_is_exact(b)) {
             return Ok(None);
         }
         conditions.push(format!("t0.{ca} = t1.{cb}"));
@@ -326,15 +302,12 @@ pub fn inner_join(
         let Some((c, t)) = s.table.exact_column(column) else {
             return Ok(None);
         };
-        if t != field.data_type() || dialect::check_declared(kind, t).is_err() {
+        if t != field.data_type() || dialect.reads(t).is_err() {
             return Ok(None);
         }
         let name = format!("c{i}");
-        let expr = match kind {
-            DatabaseKind::Postgres => format!("t{side}.{c}::{}", pg_type(t)?),
-            _ => format!("t{side}.{c}"),
-        };
-        items.push(format!("{expr} AS {}", quote_ident(kind, &name)));
+        let expr = dialect.cast(&format!("t{side}.{c}"), t)?;
+        items.push(format!("{expr} AS {}", dialect.quote_ident(&name)));
         fields.push(Field::new(name, t.clone(), field.is_nullable()));
     }
     let mut filters = Vec::new();
@@ -342,8 +315,8 @@ pub fn inner_join(
     dialect::push_conditions(r, right.filters, Some("t1"), &mut filters)?;
     let mut rest = format!(
         " FROM {} AS t0 JOIN {} AS t1 ON {}",
-        l.source.join_item(kind),
-        r.source.join_item(kind),
+        l.source.join_item(dialect),
+        r.source.join_item(dialect),
         conditions.join(" AND ")
     );
     if !filters.is_empty() {
@@ -364,49 +337,36 @@ fn is_integer(t: &DataType) -> bool {
 }
 
 /// Equal in the database exactly when equal in Bund (`exact_text`: see
-/// [`RemoteTable::text_is_exact`]).
-fn groups_exactly(kind: DatabaseKind, t: &DataType, exact_text: bool) -> bool {
+/// [`RemoteTable::text_is_exact`]). PostgreSQL's deterministic collations, SQLite's BINARY
+/// and MySQL's binary ones that do not pad compare bytes for equality; NOCASE, RTRIM,
+/// non-deterministic collations and MySQL's usual ones do not, a Flight SQL service's are
+/// unknown (their columns are never exact).
+fn groups_exactly(dialect: &dyn Dialect, t: &DataType, exact_text: bool) -> bool {
     match t {
-        DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
-        DataType::Date32 => kind != DatabaseKind::Sqlite,
-        // a Flight SQL service may read `1.50` as a float
-        DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
-        }
-        // PostgreSQL's deterministic collations, SQLite's BINARY and MySQL's binary ones
-        // that do not pad compare bytes for equality; NOCASE, RTRIM, non-deterministic
-        // collations and MySQL's usual ones do not, a Flight SQL service's are unknown
-        // (their columns are never exact).
+        DataType::Date32 => dialect.exact_dates(),
+        DataType::Decimal128(..) | DataType::Decimal256(..) => dialect.exact_decimals(),
         DataType::Utf8 => exact_text,
-        // MySQL's BOOL is an integer
-        DataType::Boolean => !matches!(kind, DatabaseKind::Mysql | DatabaseKind::FlightSql),
-        _ => false,
+        DataType::Boolean => dialect.exact_booleans(),
+        t => is_integer(t),
     }
 }
 
-/// Ordered in the database exactly as in Bund (for MIN and MAX).
-fn orders_exactly(kind: DatabaseKind, t: &DataType, exact_text: bool) -> bool {
+/// Ordered in the database exactly as in Bund (for MIN and MAX): PostgreSQL's collations
+/// order by language even where they are deterministic.
+fn orders_exactly(dialect: &dyn Dialect, t: &DataType, exact_text: bool) -> bool {
     match t {
-        DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
-        DataType::Date32 => kind != DatabaseKind::Sqlite,
-        DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
-        }
-        // SQLite's BINARY collation orders bytes, as Bund does; PostgreSQL's collations
-        // order by language even where they are deterministic
-        DataType::Utf8 => kind == DatabaseKind::Sqlite && exact_text,
-        _ => false,
+        DataType::Date32 => dialect.exact_dates(),
+        DataType::Decimal128(..) | DataType::Decimal256(..) => dialect.exact_decimals(),
+        DataType::Utf8 => dialect.orders_text_by_bytes() && exact_text,
+        t => is_integer(t),
     }
 }
 
 /// Summed in the database exactly as in Bund.
-fn sums_exactly(kind: DatabaseKind, t: &DataType) -> bool {
+fn sums_exactly(dialect: &dyn Dialect, t: &DataType) -> bool {
     match t {
-        DataType::Int16 | DataType::Int32 | DataType::Int64 => true,
-        DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            !matches!(kind, DatabaseKind::Sqlite | DatabaseKind::FlightSql)
-        }
-        _ => false,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => dialect.exact_decimals(),
+        t => is_integer(t),
     }
 }
 

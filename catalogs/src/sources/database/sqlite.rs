@@ -14,12 +14,17 @@ use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
-use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use super::copy::{Builder, DecodeResult, RowBatches, parse_decimal};
-use super::{Database, DatabaseSettings, RemoteColumn, RemoteSource, SourceError, SourceErrorKind};
+use async_trait::async_trait;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+
+use super::{
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+};
 use bund_udfs::domain::{days_from_civil, is_real_date};
 
 /// A SQLite database file.
@@ -38,12 +43,10 @@ impl fmt::Debug for SqliteDatabase {
 }
 
 impl SqliteDatabase {
-    pub(crate) fn error(&self, kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
-        SourceError {
-            source: self.settings.name.clone(),
-            kind,
-            message: message.into(),
-        }
+    /// The settings' `url` is the file's path, checked to exist.
+    pub(crate) fn new(settings: DatabaseSettings) -> Self {
+        let path = PathBuf::from(&settings.url);
+        Self { settings, path }
     }
 
     fn sqlite_error(&self, e: &rusqlite::Error) -> SourceError {
@@ -53,7 +56,7 @@ impl SqliteDatabase {
             Some(rusqlite::ErrorCode::OperationInterrupted) => SourceErrorKind::Timeout,
             _ => SourceErrorKind::Remote,
         };
-        self.error(kind, e.to_string())
+        self.settings.error(kind, e.to_string())
     }
 
     /// A read-only connection; waits up to the connect timeout for a writer's lock.
@@ -63,7 +66,7 @@ impl SqliteDatabase {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| {
-            self.error(
+            self.settings.error(
                 SourceErrorKind::Unavailable,
                 format!("cannot open {}: {e}", self.path.display()),
             )
@@ -74,18 +77,18 @@ impl SqliteDatabase {
     }
 
     /// Columns of a table or query as Arrow fields, from their declared SQLite types.
-    pub(crate) async fn describe(
-        self: &Arc<Self>,
+    async fn columns(
+        &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        let this = Arc::clone(self);
+        // The blocking thread gets its own copy of the settings and the path.
+        let this = Self::new(self.settings.clone());
         let source = source.clone();
         tokio::task::spawn_blocking(move || this.describe_blocking(&source))
             .await
-            .map_err(|e| SourceError {
-                source: self.settings.name.clone(),
-                kind: SourceErrorKind::Unavailable,
-                message: e.to_string(),
+            .map_err(|e| {
+                self.settings
+                    .error(SourceErrorKind::Unavailable, e.to_string())
             })?
     }
 
@@ -114,7 +117,7 @@ impl SqliteDatabase {
         }
         let sql = format!(
             "SELECT * FROM {} LIMIT 0",
-            source.sql_from_item(super::DatabaseKind::Sqlite)
+            source.sql_from_item(&SqliteDialect)
         );
         let stmt = conn.prepare(&sql).map_err(|e| self.sqlite_error(&e))?;
         let mut out = Vec::new();
@@ -142,7 +145,9 @@ impl SqliteDatabase {
             ));
         }
         if out.is_empty() {
-            return Err(self.error(SourceErrorKind::Remote, "the table has no columns"));
+            return Err(self
+                .settings
+                .error(SourceErrorKind::Remote, "the table has no columns"));
         }
         Ok(out)
     }
@@ -324,19 +329,49 @@ fn kind(v: &ValueRef<'_>) -> &'static str {
     }
 }
 
+#[async_trait]
+impl Database for SqliteDatabase {
+    fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &SqliteDialect
+    }
+
+    fn scan_name(&self) -> &'static str {
+        "SqliteScanExec"
+    }
+
+    async fn describe(
+        &self,
+        source: &RemoteSource,
+    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
+        self.columns(source).await
+    }
+
+    fn read(
+        self: Arc<Self>,
+        sql: String,
+        schema: SchemaRef,
+        batch_size: usize,
+        builder: &mut RecordBatchReceiverStreamBuilder,
+    ) {
+        let tx = builder.tx();
+        builder.spawn_blocking(move || read(&self, sql, schema, batch_size, tx));
+    }
+}
+
 /// Steps through one SELECT on the calling (blocking) thread, sending batches of
 /// `batch_size` rows to `tx`; stops early when the receiver is gone.
-pub(crate) fn read(
-    database: Arc<Database>,
+fn read(
+    db: &SqliteDatabase,
     sql: String,
     schema: SchemaRef,
     batch_size: usize,
     tx: Sender<Result<RecordBatch>>,
 ) -> Result<()> {
-    let Database::Sqlite(db) = database.as_ref() else {
-        return internal_err!("a SQLite scan over another kind of database");
-    };
-    let remote = |m: String| DataFusionError::from(db.error(SourceErrorKind::Remote, m));
+    let remote = |m: String| DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m));
     let mut batches = RowBatches::new(&schema, batch_size).map_err(remote)?;
     let conn = db.open()?;
     let mut stmt = conn.prepare(&sql).map_err(|e| db.sqlite_error(&e))?;
@@ -386,5 +421,60 @@ mod tests {
         assert_eq!(arrow_type("double precision"), Some(DataType::Float64));
         assert_eq!(arrow_type(""), None);
         assert_eq!(arrow_type("GEOMETRY"), None);
+    }
+}
+
+/// SQLite's dialect: it stores what it is given, so only integers, floats, booleans and
+/// text compare like Bund's values there; dates and decimals are neither compared, grouped
+/// nor summed in it. Its BINARY collation orders bytes, as Bund does.
+#[derive(Debug)]
+pub(crate) struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn compares(&self, t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Boolean
+                | DataType::Utf8
+        )
+    }
+
+    fn compares_literal(&self, v: &ScalarValue) -> bool {
+        !matches!(v, ScalarValue::Decimal128(..) | ScalarValue::Date32(_))
+    }
+
+    fn reads(&self, t: &DataType) -> Result<()> {
+        match t {
+            DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Boolean
+            | DataType::Decimal128(..)
+            | DataType::Utf8
+            | DataType::Binary
+            | DataType::Date32
+            | DataType::Timestamp(_, None) => Ok(()),
+            other => Err(DataFusionError::Plan(format!(
+                "Bund cannot read a SQLite column as {other}"
+            ))),
+        }
+    }
+
+    fn exact_dates(&self) -> bool {
+        false
+    }
+
+    fn exact_decimals(&self) -> bool {
+        false
+    }
+
+    fn orders_text_by_bytes(&self) -> bool {
+        true
     }
 }
