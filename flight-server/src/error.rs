@@ -152,15 +152,22 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
 
 /// Maps a DataFusion failure during execution.
 pub(crate) fn datafusion_status(e: &DataFusionError, request_id: &str) -> Status {
-    // A database source's failure names the source (never its credentials) and says what
-    // to expect: try again later, or the statement ran past the source's timeout.
+    // A database source's failure names the source and says what to expect: try again
+    // later, or the statement ran past the source's timeout. The source's own message goes
+    // to the log only: it can name a bureau's internal schema, hosts or users.
     if let Some(source) = bund_catalogs::source_error(e) {
         tracing::warn!(request_id, source = source.source, error = %source, "data source failed");
-        let msg = format!("{source} (request id {request_id})");
+        let name = &source.source;
         return match source.kind {
-            SourceErrorKind::Unavailable => Status::unavailable(msg),
-            SourceErrorKind::Timeout => Status::deadline_exceeded(msg),
-            SourceErrorKind::Remote => Status::failed_precondition(msg),
+            SourceErrorKind::Unavailable => Status::unavailable(format!(
+                "data source `{name}` is unavailable; retry later (request id {request_id})"
+            )),
+            SourceErrorKind::Timeout => Status::deadline_exceeded(format!(
+                "data source `{name}` cancelled the query at its statement timeout (request id {request_id})"
+            )),
+            SourceErrorKind::Remote => Status::failed_precondition(format!(
+                "data source `{name}` failed the query; its message is in the server log under request id {request_id}"
+            )),
         };
     }
     match classify(e) {
@@ -235,5 +242,59 @@ impl From<ArrowError> for Error {
 impl From<arrow_flight::error::FlightError> for Error {
     fn from(e: arrow_flight::error::FlightError) -> Self {
         Error::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bund_catalogs::SourceError;
+    use tonic::Code;
+
+    use super::*;
+
+    fn running(e: DataFusionError) -> Error {
+        Error::Planner(bund_planner::Error::Execution(e))
+    }
+
+    #[test]
+    fn an_invariant_failure_is_internal_with_the_request_id_and_nothing_else() {
+        let e = running(DataFusionError::Internal(
+            "column secret_column is not in the remote table".into(),
+        ));
+        let s = status(&e, "r42");
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "internal error (request id r42)");
+        let s = status(&Error::Internal("a login thread stopped".into()), "r43");
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "internal error (request id r43)");
+    }
+
+    #[test]
+    fn a_source_error_gives_its_class_and_source_not_its_text() {
+        for (kind, code) in [
+            (SourceErrorKind::Unavailable, Code::Unavailable),
+            (SourceErrorKind::Timeout, Code::DeadlineExceeded),
+            (SourceErrorKind::Remote, Code::FailedPrecondition),
+        ] {
+            let source = SourceError {
+                source: "hrss_pg".into(),
+                kind,
+                message: "relation \"hrss.staff_internal\" on db-7.internal does not exist".into(),
+            };
+            let s = status(&running(DataFusionError::from(source)), "r7");
+            assert_eq!(s.code(), code);
+            assert!(s.message().contains("`hrss_pg`"), "{}", s.message());
+            assert!(s.message().contains("request id r7"), "{}", s.message());
+            assert!(!s.message().contains("staff_internal"), "{}", s.message());
+            assert!(!s.message().contains("db-7"), "{}", s.message());
+        }
+    }
+
+    #[test]
+    fn an_error_in_the_users_statement_stays_helpful() {
+        let e = running(DataFusionError::Plan("column \"x\" not found".into()));
+        let s = status(&e, "r1");
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(s.message().contains("column \"x\" not found"));
     }
 }

@@ -21,7 +21,7 @@ use bund_catalogs::Catalog;
 use datafusion::catalog::cte_worktable::CteWorkTable;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, Result, ScalarValue, TableReference, plan_err};
+use datafusion::common::{Column, Result, ScalarValue, TableReference, internal_err, plan_err};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan, lit};
 use datafusion::optimizer::AnalyzerRule;
@@ -87,8 +87,8 @@ impl SecureScanRule {
             return plan_err!("{} is not a dataset of this catalog", scan.table_name);
         };
         if !scan.filters.is_empty() || scan.fetch.is_some() {
-            return plan_err!(
-                "internal: {} reached the security rewrite with pushed-down work",
+            return internal_err!(
+                "{} reached the security rewrite with pushed-down work",
                 sealed.key()
             );
         }
@@ -102,7 +102,7 @@ impl SecureScanRule {
         };
         if dataset.view.is_some() {
             // Views are inlined by the SQL planner; a scan of one would bypass its policy.
-            return plan_err!("internal: the view {} was not inlined", sealed.key());
+            return internal_err!("the view {} was not inlined", sealed.key());
         }
         let policy = self.access.policy(sealed.key()).map(Arc::as_ref);
         self.record(sealed.key(), policy);

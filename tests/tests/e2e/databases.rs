@@ -545,6 +545,29 @@ async fn a_postgres_source_that_goes_down_fails_alone_and_recovers_by_itself() {
     assert_eq!(rows(&mut admin, count).await, vec![vec!["4"]]);
 }
 
+/// The database's own message can name a bureau's internal schema, columns or hosts: the
+/// client reads the class, the source's name and the request id; the log has the rest.
+#[tokio::test]
+async fn a_database_error_reaches_the_client_as_its_class_and_source_without_its_text() {
+    let pg = postgres("own-text");
+    let server = start(&config("pg-own-text"), &pg);
+    let mut admin = server.login("admin").await;
+    let names = "SELECT name FROM pgsrc.districts";
+    assert_eq!(rows(&mut admin, names).await.len(), 2);
+    pg.sql_in(
+        "bund",
+        "ALTER TABLE hrss.districts RENAME COLUMN name TO name_of_internal_archive",
+    );
+    let err = admin.query(names).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+    let message = err.message();
+    assert!(message.contains("hrss_pg"), "{message}");
+    assert!(message.contains("request id"), "{message}");
+    for hidden in ["name_of_internal_archive", "does not exist", "column"] {
+        assert!(!message.contains(hidden), "{hidden} in {message}");
+    }
+}
+
 #[tokio::test]
 async fn a_source_down_at_start_is_reported_by_check_and_served_around_by_serve() {
     let mut pg = postgres("start-down");

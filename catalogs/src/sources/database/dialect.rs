@@ -17,7 +17,7 @@
 //! module; the rules above are written once, here, against it.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Column, Result, ScalarValue, plan_err};
+use datafusion::common::{Column, Result, ScalarValue, internal_err};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
 use super::{RemoteColumn, RemoteTable};
@@ -321,7 +321,7 @@ fn render(table: &RemoteTable, e: &Expr, alias: Option<&str>, out: &mut String) 
     match e {
         Expr::Column(c) => {
             let Ok(i) = table.schema.index_of(&c.name) else {
-                return plan_err!("internal: column {} is not in the remote table", c.name);
+                return internal_err!("column {} is not in the remote table", c.name);
             };
             if let Some(a) = alias {
                 out.push_str(a);
@@ -340,7 +340,7 @@ fn render(table: &RemoteTable, e: &Expr, alias: Option<&str>, out: &mut String) 
                 Operator::LtEq => "<=",
                 Operator::Gt => ">",
                 Operator::GtEq => ">=",
-                other => return plan_err!("internal: operator {other} is not sent"),
+                other => return internal_err!("operator {other} is not sent"),
             };
             out.push('(');
             render(left, out)?;
@@ -387,7 +387,7 @@ fn render(table: &RemoteTable, e: &Expr, alias: Option<&str>, out: &mut String) 
             render(&b.high, out)?;
             out.push(')');
         }
-        other => return plan_err!("internal: {other} is not sent to a database"),
+        other => return internal_err!("{other} is not sent to a database"),
     }
     Ok(())
 }
@@ -399,7 +399,7 @@ fn literal(dialect: &dyn Dialect, v: &ScalarValue) -> Result<String> {
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => {
             if s.contains('\0') {
-                return plan_err!("internal: NUL in a literal sent to a database");
+                return internal_err!("NUL in a literal sent to a database");
             }
             format!("'{}'", s.replace('\'', "''"))
         }
@@ -416,11 +416,11 @@ fn literal(dialect: &dyn Dialect, v: &ScalarValue) -> Result<String> {
         ScalarValue::Date32(Some(d)) if dialect.compares_literal(v) => {
             let (y, m, day) = bund_udfs::domain::civil_from_days(*d);
             if !(1..=9999).contains(&y) {
-                return plan_err!("internal: date out of range for a literal");
+                return internal_err!("date out of range for a literal");
             }
             format!("DATE '{y:04}-{m:02}-{day:02}'")
         }
-        other => return plan_err!("internal: literal {other} is not sent to a database"),
+        other => return internal_err!("literal {other} is not sent to a database"),
     })
 }
 
