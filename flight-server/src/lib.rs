@@ -8,7 +8,6 @@
 //! bund-planner and never applies a policy itself.
 
 mod audit;
-mod auth;
 mod error;
 mod executor;
 mod logins;
@@ -16,7 +15,10 @@ mod metadata;
 mod query;
 mod reload;
 mod service;
+mod tokens;
 mod wire;
+
+pub use tokens::{Clock, SystemClock};
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -174,7 +176,7 @@ pub async fn serve(
     let logins = logins::Logins::new(catalog.settings.max_concurrent_logins)
         .context("cannot start the login threads")?;
     drop(catalog);
-    let service = service::BundService::new(engine, auth::Signer::from_env(), executors, logins);
+    let service = service::BundService::new(engine, tokens::Signer::from_env(), executors, logins);
     reload::spawn(opts.clone(), service.engine_slot());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -182,7 +184,7 @@ pub async fn serve(
     let local = listener.local_addr()?;
     println!("bund: serving Flight SQL on grpc://{local}");
     std::io::stdout().flush()?;
-    let server = FlightServiceServer::new(wire::Guarded(service))
+    let server = FlightServiceServer::new(wire::Wire(service))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(usize::MAX);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);

@@ -13,7 +13,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::service::BundService;
 
-pub(crate) struct Guarded(pub(crate) BundService);
+pub(crate) struct Wire(pub(crate) BundService);
 
 /// A status of arrow-flight's dispatch for a request it could not decode becomes
 /// InvalidArgument; every other status passes unchanged.
@@ -33,7 +33,7 @@ fn malformed(status: Status) -> Status {
 type Inner = BundService;
 
 #[tonic::async_trait]
-impl FlightService for Guarded {
+impl FlightService for Wire {
     type HandshakeStream = <Inner as FlightService>::HandshakeStream;
     type ListFlightsStream = <Inner as FlightService>::ListFlightsStream;
     type DoGetStream = <Inner as FlightService>::DoGetStream;

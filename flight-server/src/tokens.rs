@@ -1,7 +1,9 @@
 //! Session tokens, statement tickets and prepared-statement handles: self-contained, signed
 //! with HMAC-SHA256 under the server's key, bound to one principal and an expiry, so any
 //! replica that shares the key can serve them and nobody else can use or alter them.
+//! Expiries are read from a [`Clock`], which tests set.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -47,29 +49,26 @@ pub(crate) struct Claims {
     pub(crate) pv: Option<String>,
 }
 
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Where the server reads the time that tokens, tickets and handles expire by. The server
+/// uses [`SystemClock`]; a test that needs time to pass sets its own.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> SystemTime;
 }
 
-impl Claims {
-    pub(crate) fn new(kind: Kind, sub: &str, ttl: Duration) -> Self {
-        Self {
-            kind,
-            sub: sub.to_string(),
-            exp: now_secs() + ttl.as_secs(),
-            sql: None,
-            params: None,
-            qid: None,
-            pv: None,
-        }
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
     }
 }
 
 /// Signs and verifies blobs under one key.
 pub(crate) struct Signer {
     key: Vec<u8>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -86,7 +85,37 @@ pub(crate) const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 
 impl Signer {
     pub(crate) fn new(key: Vec<u8>) -> Self {
-        Self { key }
+        Self {
+            key,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same key, with expiries read from `clock`.
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Claims of `kind` for principal `sub`, valid for `ttl` from now.
+    pub(crate) fn claims(&self, kind: Kind, sub: &str, ttl: Duration) -> Claims {
+        Claims {
+            kind,
+            sub: sub.to_string(),
+            exp: self.now_secs() + ttl.as_secs(),
+            sql: None,
+            params: None,
+            qid: None,
+            pv: None,
+        }
     }
 
     /// The key from `BUND_SIGNING_KEY` (base64 or text, at least 32 bytes), or a random one.
@@ -151,7 +180,7 @@ impl Signer {
     fn verify_payload(&self, payload: &[u8], tag: &[u8], kind: Kind) -> Option<Claims> {
         self.mac(payload).verify_slice(tag).ok()?;
         let claims: Claims = serde_json::from_slice(payload).ok()?;
-        (claims.kind == kind && claims.exp > now_secs()).then_some(claims)
+        (claims.kind == kind && claims.exp > self.now_secs()).then_some(claims)
     }
 
     pub(crate) fn verify_binary(&self, blob: &[u8], kind: Kind) -> Option<Claims> {
@@ -196,14 +225,6 @@ impl Signer {
     }
 }
 
-/// Splits `user:password` from an HTTP Basic credential (base64, padded or not).
-pub(crate) fn parse_basic(encoded: &str) -> Option<(String, String)> {
-    let bytes = LENIENT_BASE64.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +236,7 @@ mod tests {
     #[test]
     fn ticket_round_trips_for_its_principal_only() {
         let s = signer();
-        let mut c = Claims::new(Kind::Ticket, "alice", Duration::from_secs(60));
+        let mut c = s.claims(Kind::Ticket, "alice", Duration::from_secs(60));
         c.pv = Some("v1".into());
         c.sql = Some("SELECT 1".into());
         let blob = s.sign_binary(&c);
@@ -228,7 +249,7 @@ mod tests {
     #[test]
     fn any_altered_byte_is_refused() {
         let s = signer();
-        let blob = s.sign_binary(&Claims::new(Kind::Ticket, "alice", Duration::from_secs(60)));
+        let blob = s.sign_binary(&s.claims(Kind::Ticket, "alice", Duration::from_secs(60)));
         for i in 0..blob.len() {
             let mut altered = blob.clone();
             altered[i] ^= 0x01;
@@ -242,28 +263,34 @@ mod tests {
     #[test]
     fn expired_and_foreign_key_tokens_are_refused() {
         let s = signer();
-        let mut c = Claims::new(Kind::Session, "alice", Duration::from_secs(60));
-        c.exp = now_secs() - 1;
+        let mut c = s.claims(Kind::Session, "alice", Duration::from_secs(60));
+        c.exp = s.now_secs() - 1;
         assert!(s.verify_text(&s.sign_text(&c), Kind::Session).is_none());
         let other = Signer::new(b"another key another key another k".to_vec());
-        let token = other.sign_text(&Claims::new(
-            Kind::Session,
-            "alice",
-            Duration::from_secs(60),
-        ));
+        let token = other.sign_text(&other.claims(Kind::Session, "alice", Duration::from_secs(60)));
         assert!(s.verify_text(&token, Kind::Session).is_none());
     }
 
+    /// A clock a test moves by hand.
+    #[derive(Debug)]
+    struct SetClock(std::sync::Mutex<SystemTime>);
+
+    impl Clock for SetClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
     #[test]
-    fn basic_credentials_decode_with_and_without_padding() {
-        assert_eq!(
-            parse_basic("YWRtaW46YWRtaW4tZGVtbw=="),
-            Some(("admin".into(), "admin-demo".into()))
-        );
-        assert_eq!(
-            parse_basic("YWRtaW46YWRtaW4tZGVtbw"),
-            Some(("admin".into(), "admin-demo".into()))
-        );
-        assert_eq!(parse_basic("!!"), None);
+    fn a_ticket_expires_when_its_time_has_passed_and_not_before() {
+        let clock = Arc::new(SetClock(std::sync::Mutex::new(SystemTime::now())));
+        let s = signer().with_clock(Arc::clone(&clock) as Arc<dyn Clock>);
+        let mut c = s.claims(Kind::Ticket, "alice", Duration::from_secs(60));
+        c.pv = Some("v1".into());
+        let blob = s.sign_binary(&c);
+        *clock.0.lock().unwrap() += Duration::from_secs(59);
+        assert!(s.open(&blob, Kind::Ticket, "alice", "v1").is_ok());
+        *clock.0.lock().unwrap() += Duration::from_secs(1);
+        assert!(s.open(&blob, Kind::Ticket, "alice", "v1").is_err());
     }
 }
