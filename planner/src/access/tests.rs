@@ -1352,3 +1352,54 @@ fn every_problem_of_a_file_is_reported_at_once() {
         assert!(fields.contains(&(CASES_RULE, "row_filter")), "{errors:?}");
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Plan snapshots of the rewrite (planner/src/snapshots/): the plan after the secure-scan
+// rule alone, before the optimizer moves anything.
+
+/// The statement's plan after the security rewrite, with the fixture's directory redacted.
+async fn secured_plan(who: &str, sql: &str) -> String {
+    let (dir, e) = fixture().await;
+    let principal = e.catalog().security.principal(who).expect("principal");
+    let plan = e.sql_plan(&principal, sql).await.expect("plans");
+    let (plan, _) = e.secure(&principal, plan).expect("rewrites");
+    plan.display_indent()
+        .to_string()
+        .replace(&dir.display().to_string(), "[config]")
+}
+
+macro_rules! assert_plan_snapshot {
+    ($name:expr, $plan:expr) => {
+        insta::with_settings!({ snapshot_path => "../snapshots" }, {
+            insta::assert_snapshot!($name, $plan);
+        })
+    };
+}
+
+#[test]
+fn the_rewrite_puts_row_filter_and_masks_behind_two_barriers() {
+    big_stack(async {
+        let plan = secured_plan(
+            "officer_ab",
+            "SELECT id_card, phone FROM police.residents WHERE n > 0",
+        )
+        .await;
+        assert_plan_snapshot!("masked_row_filtered_scan", plan);
+    });
+}
+
+#[test]
+fn the_rewrite_ors_the_rules_of_two_roles_and_ands_the_restriction() {
+    big_stack(async {
+        let plan = secured_plan("both1", "SELECT name, phone FROM police.residents").await;
+        assert_plan_snapshot!("two_roles_ored", plan);
+    });
+}
+
+#[test]
+fn the_rewrite_applies_the_callers_default_rule_inside_a_topic() {
+    big_stack(async {
+        let plan = secured_plan("topic_b", "SELECT id_card, name FROM topic.population").await;
+        assert_plan_snapshot!("topic_for_the_default_rule", plan);
+    });
+}
