@@ -1145,6 +1145,14 @@ const INVALID: &[Case] = &[
         message: "attribute reference",
     },
     Case {
+        what: "row filter with a positional parameter",
+        before: "",
+        after: cases_rule!("  roles = [\"officer\"]\n  row_filter = \"n = ?\""),
+        entry: CASES_RULE,
+        field: "row_filter",
+        message: "a parameter",
+    },
+    Case {
         what: "row filter over a column the dataset does not have",
         before: "",
         after: cases_rule!("  roles = [\"officer\"]\n  row_filter = \"ghost = 1\""),
