@@ -4,6 +4,7 @@
 //! README, "Security") and checks it twice where it can: on the resolved [`ScanPolicy`]
 //! and on the rows a query returns. Configurations that must be refused are loaded from
 //! variants of a small valid file and checked for the file, entry and field they name.
+//! The last tests snapshot the plan of the rewrite (`planner/src/snapshots/`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -405,7 +406,7 @@ fn mask_function(p: &ScanPolicy, column: &str) -> Option<String> {
     }
 }
 
-/// Every visible resident except the one the restriction hides.
+/// Every resident except the one the restriction hides.
 const ALL_BUT_RESTRICTED: [i64; 7] = [0, 1, 2, 3, 4, 6, 7];
 
 // ---------------------------------------------------------------------------------------
