@@ -113,7 +113,7 @@ fn write_data(dir: &Path) {
     w.close().expect("close");
 }
 
-fn scratch() -> PathBuf {
+pub(crate) fn scratch() -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "bund-planner-{}-{}",

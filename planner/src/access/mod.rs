@@ -13,6 +13,9 @@ mod policy;
 mod sealed;
 mod views;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
