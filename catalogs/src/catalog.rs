@@ -12,7 +12,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 
-use crate::config::files::{RawCatalogFile, RawSource, RawTopic};
+use crate::config::files::{RawCatalogFile, RawSource, RawTopic, Word};
 use crate::config::security::{SecurityCatalog, sha256_hex};
 use crate::config::server::ServerSettings;
 use crate::error::{ConfigErrors, Error, Result};
@@ -83,13 +83,27 @@ pub enum OpenLevel {
     NotOpen,
 }
 
-impl OpenLevel {
-    fn parse(s: &str) -> Option<Self> {
+impl std::str::FromStr for OpenLevel {
+    type Err = ();
+
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
         match s {
-            "unconditional" => Some(Self::Unconditional),
-            "conditional" => Some(Self::Conditional),
-            "not_open" => Some(Self::NotOpen),
-            _ => None,
+            "unconditional" => Ok(Self::Unconditional),
+            "conditional" => Ok(Self::Conditional),
+            "not_open" => Ok(Self::NotOpen),
+            _ => Err(()),
+        }
+    }
+}
+
+impl OpenLevel {
+    /// The level of an entry, or the error that names the unknown word.
+    pub(crate) fn of(word: &Word<Self>) -> std::result::Result<Self, String> {
+        match word {
+            Word::Known(level) => Ok(*level),
+            Word::Unknown(w) => Err(format!(
+                "unknown open level `{w}`; use unconditional, conditional or not_open"
+            )),
         }
     }
 
@@ -426,17 +440,12 @@ impl Catalog {
                     errors.push(path, &entry, "name", "duplicate table name in this bureau");
                     continue;
                 }
-                let Some(open_level) = OpenLevel::parse(&t.open_level) else {
-                    errors.push(
-                        path,
-                        &entry,
-                        "open_level",
-                        format!(
-                            "unknown open level `{}`; use unconditional, conditional or not_open",
-                            t.open_level
-                        ),
-                    );
-                    continue;
+                let open_level = match OpenLevel::of(&t.open_level) {
+                    Ok(level) => level,
+                    Err(m) => {
+                        errors.push(path, &entry, "open_level", m);
+                        continue;
+                    }
                 };
                 let provider = match &t.source {
                     RawSource::Database {
@@ -595,17 +604,12 @@ impl Catalog {
                 format!("unknown bureau `{}`", t.owner),
             );
         }
-        let Some(open_level) = OpenLevel::parse(&t.open_level) else {
-            errors.push(
-                path,
-                &entry,
-                "open_level",
-                format!(
-                    "unknown open level `{}`; use unconditional, conditional or not_open",
-                    t.open_level
-                ),
-            );
-            return None;
+        let open_level = match OpenLevel::of(&t.open_level) {
+            Ok(level) => level,
+            Err(m) => {
+                errors.push(path, &entry, "open_level", m);
+                return None;
+            }
         };
         if kind == DatasetKind::Open && open_level == OpenLevel::NotOpen {
             errors.push(

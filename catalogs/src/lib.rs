@@ -21,7 +21,7 @@ pub use catalog::{
 };
 pub use config::files::{RawGrant, RawMask, RawPolicy, RawRule};
 pub use config::security::{
-    ANONYMOUS, AttrValue, Principal, SecurityCatalog, hash_password, sha256_hex,
+    ANONYMOUS, AttrValue, Principal, PrincipalKind, SecurityCatalog, hash_password, sha256_hex,
 };
 pub use config::server::{MAX_EXPRESSION_DEPTH, ServerSettings};
 pub use config::types::parse_type;
@@ -30,5 +30,5 @@ pub use sources::database::query::{
     AggregateFn, JoinSide, RemoteAggregate, RemoteQuery, inner_join,
 };
 pub use sources::database::{
-    DatabaseKind, RemoteTable, SourceError, SourceErrorKind, source_error,
+    DatabaseKind, RemoteTable, SourceError, SourceErrorKind, UnsupportedTypes, source_error,
 };

@@ -80,9 +80,7 @@ pub(crate) struct AuditRecord {
     pub(crate) rows: Option<u64>,
     pub(crate) bytes: Option<u64>,
     pub(crate) duration_ms: Option<f64>,
-    /// ok, error, refused, busy, cancelled, timeout, dropped (the client went away), or
-    /// suppressed (a count of records a source was over its budget for).
-    pub(crate) outcome: String,
+    pub(crate) outcome: Outcome,
     /// The gRPC status code of a failure.
     pub(crate) code: Option<String>,
     pub(crate) error: Option<String>,
@@ -91,6 +89,25 @@ pub(crate) struct AuditRecord {
     /// Whose budget the record is charged to (not written).
     #[serde(skip)]
     pub(crate) source: String,
+}
+
+/// How a request ended, as the audit log's `outcome` column reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    Ok,
+    /// The statement or a source failed.
+    Error,
+    /// Not authenticated, not permitted, or not found.
+    Refused,
+    /// Past a limit of concurrent work or of the audit budget.
+    Busy,
+    Cancelled,
+    Timeout,
+    /// The client went away before the end.
+    Dropped,
+    /// A count of the records a source was over its budget for.
+    Suppressed,
 }
 
 impl AuditRecord {
@@ -110,7 +127,7 @@ impl AuditRecord {
             rows: None,
             bytes: None,
             duration_ms: None,
-            outcome: "ok".to_string(),
+            outcome: Outcome::Ok,
             code: None,
             error: None,
             suppressed: None,
@@ -473,7 +490,7 @@ impl Writer {
         }
         if self.lost > 0 {
             let mut r = AuditRecord::new("-", "audit", "-", &[]);
-            r.outcome = "suppressed".into();
+            r.outcome = Outcome::Suppressed;
             r.suppressed = Some(self.lost);
             r.set_error("records were lost while the audit log could not be written");
             let mut line = Vec::new();
@@ -504,7 +521,7 @@ impl Writer {
         for (source, n) in counts {
             let who = source.split_once(':').map_or("-", |(_, w)| w).to_string();
             let mut r = AuditRecord::new("-", "audit", &who, &[]);
-            r.outcome = "suppressed".into();
+            r.outcome = Outcome::Suppressed;
             r.suppressed = Some(n);
             r.set_error(&format!(
                 "{n} record(s) of {source} were not written: over audit_records_per_minute"

@@ -24,7 +24,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
-use crate::audit::{self, AuditRecord};
+use crate::audit::{self, AuditRecord, Outcome};
 use crate::error::{Error, Result, audit_text, datafusion_status};
 use crate::executor::Executor;
 
@@ -322,16 +322,6 @@ async fn produce(
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    Ok,
-    Failed,
-    TimedOut,
-    Cancelled,
-    /// The client went away before the end.
-    Dropped,
-}
-
 struct QueryStream {
     inner: Pin<Box<dyn Stream<Item = Result<FlightData, FlightError>> + Send>>,
     deadline: Pin<Box<Sleep>>,
@@ -380,7 +370,7 @@ impl Stream for QueryStream {
         if self.deadline.as_mut().poll(cx).is_ready() {
             let secs = self.timeout.as_secs();
             let status = crate::error::status(&Error::Timeout { secs }, &self.request_id);
-            return self.finish(Outcome::TimedOut, status);
+            return self.finish(Outcome::Timeout, status);
         }
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(data))) => {
@@ -395,7 +385,7 @@ impl Stream for QueryStream {
                         Status::internal(format!("internal error (request id {})", self.request_id))
                     }
                 };
-                self.finish(Outcome::Failed, status)
+                self.finish(Outcome::Error, status)
             }
             Poll::Ready(None) => {
                 self.outcome = Outcome::Ok;
@@ -426,14 +416,7 @@ impl Drop for QueryStream {
             record.rows = Some(rows);
             record.bytes = Some(self.bytes);
             record.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
-            record.outcome = match self.outcome {
-                Outcome::Ok => "ok",
-                Outcome::Failed => "error",
-                Outcome::TimedOut => "timeout",
-                Outcome::Cancelled => "cancelled",
-                Outcome::Dropped => "dropped",
-            }
-            .to_string();
+            record.outcome = self.outcome;
             if let Some((code, message)) = self.failure.take() {
                 record.code = Some(format!("{code:?}"));
                 let text = self

@@ -4,7 +4,36 @@
 use std::collections::BTreeMap;
 
 use datafusion::common::ScalarValue;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+use crate::catalog::OpenLevel;
+use crate::config::security::PrincipalKind;
+use crate::sources::database::{DatabaseKind, UnsupportedTypes};
+
+/// A word of a closed set as written: the value it names, or the unknown word itself. An
+/// unknown word is kept rather than failing the whole file, so that the check that refuses
+/// it names the entry and the field, beside every other problem of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Word<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<'de, T: std::str::FromStr> Deserialize<'de> for Word<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.parse() {
+            Ok(v) => Self::Known(v),
+            Err(_) => Self::Unknown(text),
+        })
+    }
+}
+
+impl<T: Default> Default for Word<T> {
+    fn default() -> Self {
+        Self::Known(T::default())
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +71,7 @@ pub(crate) struct RawS3 {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDatabase {
     pub(crate) name: String,
-    pub(crate) kind: String,
+    pub(crate) kind: Word<DatabaseKind>,
     /// PostgreSQL, MySQL: the variable holding `postgres://user:password@host:port/db` or
     /// `mysql://user:password@host:port/db`.
     pub(crate) url_env: Option<String>,
@@ -56,8 +85,8 @@ pub(crate) struct RawDatabase {
     pub(crate) statement_timeout_s: f64,
     /// `refuse` (default): a column of a type Bund cannot map fails the load; `text`: it is
     /// read as text.
-    #[serde(default = "default_unsupported")]
-    pub(crate) unsupported_types: String,
+    #[serde(default)]
+    pub(crate) unsupported_types: Word<UnsupportedTypes>,
     /// Send safe filters to the database (default); false sends none (for comparisons).
     #[serde(default = "default_true")]
     pub(crate) filter_pushdown: bool,
@@ -73,10 +102,6 @@ fn default_connect_timeout() -> f64 {
 
 fn default_statement_timeout() -> f64 {
     300.0
-}
-
-fn default_unsupported() -> String {
-    "refuse".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +121,7 @@ pub(crate) struct RawTable {
     pub(crate) description: String,
     #[serde(default)]
     pub(crate) tags: Vec<String>,
-    pub(crate) open_level: String,
+    pub(crate) open_level: Word<OpenLevel>,
     pub(crate) source: RawSource,
     /// Declared schema; inferred from the files when absent.
     pub(crate) columns: Option<Vec<RawColumn>>,
@@ -153,7 +178,7 @@ pub(crate) struct RawTopic {
     pub(crate) owner: String,
     #[serde(default)]
     pub(crate) tags: Vec<String>,
-    pub(crate) open_level: String,
+    pub(crate) open_level: Word<OpenLevel>,
     pub(crate) sql: String,
 }
 
@@ -299,8 +324,8 @@ pub struct RawMaskCall {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPrincipal {
     pub(crate) id: String,
-    #[serde(default = "default_kind")]
-    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) kind: Word<PrincipalKind>,
     pub(crate) password_hash: Option<String>,
     #[serde(default)]
     pub(crate) roles: Vec<String>,
@@ -308,10 +333,6 @@ pub(crate) struct RawPrincipal {
     pub(crate) attributes: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
-}
-
-fn default_kind() -> String {
-    "user".to_string()
 }
 
 #[derive(Debug, Default, Deserialize)]

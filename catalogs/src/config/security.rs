@@ -12,7 +12,7 @@ use argon2::password_hash::PasswordHash;
 use bund_udfs::SecretStore;
 use sha2::{Digest, Sha256};
 
-use crate::config::files::{RawGrant, RawPolicy, RawSecurityFile};
+use crate::config::files::{RawGrant, RawPolicy, RawSecurityFile, Word};
 use crate::error::{ConfigErrors, Error, Result};
 
 /// The principal of requests without credentials, and its role: grants to it make datasets
@@ -31,12 +31,36 @@ pub enum AttrValue {
     List(Vec<String>),
 }
 
+/// What kind of principal an entry of `security.toml` is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A person, who logs in with a password.
+    #[default]
+    User,
+    /// An application, which sends an API key.
+    Service,
+    /// Requests without credentials.
+    Anonymous,
+}
+
+impl std::str::FromStr for PrincipalKind {
+    type Err = ();
+
+    /// `anonymous` is not a kind an entry may declare.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "user" => Ok(Self::User),
+            "service" => Ok(Self::Service),
+            _ => Err(()),
+        }
+    }
+}
+
 /// Who is asking: resolved once per request and carried through planning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub id: String,
-    /// `user` or `service`.
-    pub kind: String,
+    pub kind: PrincipalKind,
     pub roles: Vec<String>,
     pub attributes: BTreeMap<String, AttrValue>,
 }
@@ -210,14 +234,18 @@ impl SecurityCatalog {
                     );
                 }
             }
-            if !matches!(p.kind.as_str(), "user" | "service") {
-                errors.push(
-                    path,
-                    &entry,
-                    "kind",
-                    format!("unknown kind `{}`; use user or service", p.kind),
-                );
-            }
+            let kind = match &p.kind {
+                Word::Known(kind) => *kind,
+                Word::Unknown(other) => {
+                    errors.push(
+                        path,
+                        &entry,
+                        "kind",
+                        format!("unknown kind `{other}`; use user or service"),
+                    );
+                    PrincipalKind::User
+                }
+            };
             if let Some(h) = &p.password_hash
                 && let Err(e) = PasswordHash::new(h)
             {
@@ -271,7 +299,7 @@ impl SecurityCatalog {
             }
             let principal = Arc::new(Principal {
                 id: p.id.clone(),
-                kind: p.kind,
+                kind,
                 roles: p.roles,
                 attributes,
             });
@@ -296,7 +324,7 @@ impl SecurityCatalog {
         let anonymous = anonymous_granted.then(|| {
             Arc::new(Principal {
                 id: ANONYMOUS.to_string(),
-                kind: ANONYMOUS.to_string(),
+                kind: PrincipalKind::Anonymous,
                 roles: vec![ANONYMOUS.to_string()],
                 attributes: BTreeMap::new(),
             })

@@ -41,7 +41,7 @@ use futures::{Stream, TryStreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::audit;
+use crate::audit::{self, Outcome};
 use crate::error::{Error, Result, audit_text, status};
 use crate::executor::Executors;
 use crate::logins::Logins;
@@ -123,13 +123,12 @@ async fn traced<T>(
             // source's budget, it is only counted).
             let mut record = ctx.record(request_id, method);
             record.outcome = match status.code() {
-                Code::Unauthenticated | Code::PermissionDenied | Code::NotFound => "refused",
-                Code::ResourceExhausted => "busy",
-                Code::DeadlineExceeded => "timeout",
-                Code::Cancelled => "cancelled",
-                _ => "error",
-            }
-            .to_string();
+                Code::Unauthenticated | Code::PermissionDenied | Code::NotFound => Outcome::Refused,
+                Code::ResourceExhausted => Outcome::Busy,
+                Code::DeadlineExceeded => Outcome::Timeout,
+                Code::Cancelled => Outcome::Cancelled,
+                _ => Outcome::Error,
+            };
             record.code = Some(format!("{:?}", status.code()));
             record.set_error(&match &e {
                 // a failure while running may quote a value from a row

@@ -37,7 +37,7 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 
 pub(crate) use dialect::Dialect;
 
-use crate::config::files::RawDatabase;
+use crate::config::files::{RawDatabase, Word};
 
 /// A failure of a database source, as the client should read it: which source, what
 /// happened, never the connection string.
@@ -118,6 +118,42 @@ pub enum DatabaseKind {
     FlightSql,
 }
 
+impl std::str::FromStr for DatabaseKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "mysql" | "mariadb" => Ok(Self::Mysql),
+            "sqlite" => Ok(Self::Sqlite),
+            "flightsql" => Ok(Self::FlightSql),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What a database's columns of types Bund cannot map become (`unsupported_types`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnsupportedTypes {
+    /// The load fails naming the column (the default).
+    #[default]
+    Refuse,
+    /// The column is read as text.
+    Text,
+}
+
+impl std::str::FromStr for UnsupportedTypes {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "refuse" => Ok(Self::Refuse),
+            "text" => Ok(Self::Text),
+            _ => Err(()),
+        }
+    }
+}
+
 impl DatabaseKind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -160,12 +196,9 @@ impl DatabaseSettings {
         raw: &RawDatabase,
         data_dir: &std::path::Path,
     ) -> Result<Self, (&'static str, String)> {
-        let kind = match raw.kind.as_str() {
-            "postgres" | "postgresql" => DatabaseKind::Postgres,
-            "mysql" | "mariadb" => DatabaseKind::Mysql,
-            "sqlite" => DatabaseKind::Sqlite,
-            "flightsql" => DatabaseKind::FlightSql,
-            other => {
+        let kind = match &raw.kind {
+            Word::Known(kind) => *kind,
+            Word::Unknown(other) => {
                 return Err((
                     "kind",
                     format!(
@@ -229,10 +262,9 @@ impl DatabaseSettings {
         if raw.statement_timeout_s <= 0.0 || !raw.statement_timeout_s.is_finite() {
             return Err(("statement_timeout_s", "must be a positive number".into()));
         }
-        let unsupported_as_text = match raw.unsupported_types.as_str() {
-            "refuse" => false,
-            "text" => true,
-            other => {
+        let unsupported_as_text = match &raw.unsupported_types {
+            Word::Known(u) => *u == UnsupportedTypes::Text,
+            Word::Unknown(other) => {
                 return Err((
                     "unsupported_types",
                     format!("`{other}`: use refuse (the default) or text"),
