@@ -14,7 +14,6 @@ use datafusion::prelude::SessionConfig;
 
 use crate::config::files::{RawCatalogFile, RawSource, RawTopic, Word};
 use crate::config::security::{SecurityCatalog, sha256_hex};
-use crate::config::server::ServerSettings;
 use crate::error::{ConfigErrors, Error, Result};
 use crate::sources::database::{self, Database, DatabaseSettings, TableLoadError};
 use crate::sources::files as source;
@@ -187,12 +186,31 @@ impl ViewDefinition {
     }
 }
 
-/// Where to read the configuration and the data from.
+/// Where to read the configuration and the data from, and what the server allows the
+/// query runtime (from its `server.toml`).
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub config_dir: PathBuf,
     /// Relative file locations in `catalog.toml` are resolved against this directory.
     pub data_dir: PathBuf,
+    /// Memory all running queries may hold together; `None`: no limit.
+    pub memory_limit_bytes: Option<u64>,
+    /// Where the audit log is, served as `system.audit_log`.
+    pub audit_dir: PathBuf,
+}
+
+impl LoadOptions {
+    /// `config_dir` with its data in `data_dir`, no memory limit and the audit log in
+    /// `data_dir/audit`.
+    pub fn new(config_dir: PathBuf, data_dir: PathBuf) -> Self {
+        let audit_dir = data_dir.join("audit");
+        Self {
+            config_dir,
+            data_dir,
+            memory_limit_bytes: None,
+            audit_dir,
+        }
+    }
 }
 
 /// Everything loaded from one configuration directory, validated.
@@ -201,7 +219,6 @@ pub struct Catalog {
     /// Bureau tables in file order, then topic libraries.
     pub datasets: Vec<Arc<Dataset>>,
     pub security: SecurityCatalog,
-    pub settings: ServerSettings,
     /// Topic libraries, then open datasets, as written: the planner plans them over the
     /// datasets above and adds them to `datasets` (`bund_planner::access`).
     pub views: Vec<ViewDefinition>,
@@ -284,7 +301,6 @@ impl Catalog {
     pub async fn read(opts: &LoadOptions, errors: &mut ConfigErrors) -> Result<Self> {
         let catalog_path = opts.config_dir.join("catalog.toml");
         let security = SecurityCatalog::load(&opts.config_dir.join("security.toml"), errors);
-        let settings = ServerSettings::load(&opts.config_dir.join("server.toml"), errors);
 
         let raw: Option<RawCatalogFile> = match std::fs::read_to_string(&catalog_path) {
             Ok(text) => match toml::from_str(&text) {
@@ -316,20 +332,20 @@ impl Catalog {
                 }
             }
         }
-        let memory_limit = usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(memory_limit, 1.0)
-            .build_arc()
-            .map_err(|e| {
-                let mut errs = ConfigErrors::default();
-                errs.push(
-                    &catalog_path,
-                    "",
-                    "",
-                    format!("cannot start the query runtime: {e}"),
-                );
-                Error::Invalid(errs)
-            })?;
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = opts.memory_limit_bytes {
+            runtime = runtime.with_memory_limit(usize::try_from(limit).unwrap_or(usize::MAX), 1.0);
+        }
+        let runtime = runtime.build_arc().map_err(|e| {
+            let mut errs = ConfigErrors::default();
+            errs.push(
+                &catalog_path,
+                "",
+                "",
+                format!("cannot start the query runtime: {e}"),
+            );
+            Error::Invalid(errs)
+        })?;
         for (url, store) in stores {
             runtime.register_object_store(&url, store);
         }
@@ -354,8 +370,7 @@ impl Catalog {
                 &mut datasets,
             )
             .await;
-            let audit_dir = settings.audit_dir(&opts.data_dir);
-            match source::json_lines_dir(&audit_dir, audit_log_schema()) {
+            match source::json_lines_dir(&opts.audit_dir, audit_log_schema()) {
                 Ok(provider) => datasets.push(Arc::new(Dataset {
                     schema: SYSTEM_SCHEMA.to_string(),
                     name: AUDIT_LOG_TABLE.to_string(),
@@ -382,7 +397,6 @@ impl Catalog {
             bureaus,
             datasets,
             security,
-            settings,
             views,
             unavailable: sources.unavailable,
             version: config_version(&opts.config_dir),
@@ -661,7 +675,8 @@ impl Catalog {
     }
 }
 
-/// A short hash of the configuration files' contents.
+/// A short hash of the configuration files' contents (`server.toml` included: the server's
+/// limits are part of the configuration a ticket was issued under).
 fn config_version(dir: &Path) -> String {
     let mut bytes = Vec::new();
     for name in ["catalog.toml", "security.toml", "server.toml"] {

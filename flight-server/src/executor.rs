@@ -9,14 +9,16 @@
 //!
 //! Query threads have large stacks: planning and evaluating an expression recurse over its
 //! tree, and the planner accepts trees up to `max_expression_depth` deep
-//! ([`bund_catalogs::MAX_EXPRESSION_DEPTH`] at most); the stack size below was measured for
+//! ([`crate::settings::MAX_EXPRESSION_DEPTH`] at most); the stack size below was measured for
 //! that depth with the debug build, whose frames are the largest (see the README's security
 //! section). Only the pages a thread touches are allocated.
 
 use std::future::Future;
 use std::time::Instant;
 
-use bund_catalogs::{Principal, ServerSettings};
+use bund_catalogs::Principal;
+
+use crate::settings::ServerSettings;
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 

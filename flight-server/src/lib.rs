@@ -15,9 +15,11 @@ mod metadata;
 mod query;
 mod reload;
 mod service;
+mod settings;
 mod tokens;
 mod wire;
 
+pub use settings::ServerSettings;
 pub use tokens::{Clock, SystemClock};
 
 use std::io::Write;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arrow_flight::flight_service_server::FlightServiceServer;
-use bund_catalogs::LoadOptions;
+use bund_catalogs::{ConfigErrors, LoadOptions};
 use bund_planner::Engine;
 
 /// The Shanghai example's configuration directory, the default of `serve` and `check`.
@@ -44,15 +46,35 @@ const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 /// Where to read a configuration: `config`, with relative file locations under `data_dir`
 /// (by default `config/data`).
 pub fn load_options(config: &Path, data_dir: Option<PathBuf>) -> LoadOptions {
-    LoadOptions {
-        config_dir: config.to_path_buf(),
-        data_dir: data_dir.unwrap_or_else(|| config.join("data")),
+    LoadOptions::new(
+        config.to_path_buf(),
+        data_dir.unwrap_or_else(|| config.join("data")),
+    )
+}
+
+/// Reads `server.toml`, then loads and resolves the configuration under its settings;
+/// every problem of the three files is reported together.
+pub(crate) async fn load_configuration(
+    opts: &LoadOptions,
+) -> Result<(ServerSettings, Engine), bund_catalogs::Error> {
+    let mut errors = ConfigErrors::default();
+    let settings = ServerSettings::load(&opts.config_dir, &mut errors);
+    let mut opts = opts.clone();
+    settings.apply(&mut opts);
+    match Engine::load(&opts, settings.planner()).await {
+        Ok(engine) if errors.is_empty() => Ok((settings, engine)),
+        Ok(_) => Err(bund_catalogs::Error::Invalid(errors)),
+        Err(bund_catalogs::Error::Invalid(more)) => {
+            errors.0.extend(more.0);
+            Err(bund_catalogs::Error::Invalid(errors))
+        }
+        Err(e) => Err(e),
     }
 }
 
 /// Loads and resolves a configuration, printing every error to standard error.
-async fn load(opts: &LoadOptions) -> Result<Engine, ExitCode> {
-    match Engine::load(opts).await {
+async fn load(opts: &LoadOptions) -> Result<(ServerSettings, Engine), ExitCode> {
+    match load_configuration(opts).await {
         Ok(c) => Ok(c),
         Err(bund_catalogs::Error::Invalid(errors)) => {
             eprintln!(
@@ -141,8 +163,8 @@ pub async fn serve(
             eprintln!("bund:   {table}: {rows} rows");
         }
     }
-    let engine = match load(&opts).await {
-        Ok(e) => Arc::new(e),
+    let (settings, engine) = match load(&opts).await {
+        Ok((settings, engine)) => (settings, Arc::new(engine)),
         Err(code) => return Ok(code),
     };
     let catalog = Arc::clone(engine.catalog());
@@ -157,27 +179,32 @@ pub async fn serve(
         principals = catalog.security.len(),
         "catalog loaded"
     );
-    let audit_dir = catalog.settings.audit_dir(&opts.data_dir);
+    let audit_dir = settings.audit_dir(&opts.data_dir);
     let log = audit::AuditLog::open(
         &audit_dir,
         audit::AuditSettings {
-            max_file_bytes: catalog.settings.audit_max_file_bytes,
-            max_files: catalog.settings.audit_max_files,
-            retention: catalog.settings.audit_retention,
-            records_per_minute: catalog.settings.audit_records_per_minute,
+            max_file_bytes: settings.audit_max_file_bytes,
+            max_files: settings.audit_max_files,
+            retention: settings.audit_retention,
+            records_per_minute: settings.audit_records_per_minute,
         },
     )
     .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
     audit::install(log);
     tracing::info!(dir = %audit_dir.display(), "audit log open");
-    let executors = Arc::new(
-        executor::Executors::new(&catalog.settings).context("cannot start the query threads")?,
-    );
-    let logins = logins::Logins::new(catalog.settings.max_concurrent_logins)
+    let executors =
+        Arc::new(executor::Executors::new(&settings).context("cannot start the query threads")?);
+    let logins = logins::Logins::new(settings.max_concurrent_logins)
         .context("cannot start the login threads")?;
     drop(catalog);
-    let service = service::BundService::new(engine, tokens::Signer::from_env(), executors, logins);
-    reload::spawn(opts.clone(), service.engine_slot());
+    let service = service::BundService::new(
+        engine,
+        settings.clone(),
+        tokens::Signer::from_env(),
+        executors,
+        logins,
+    );
+    reload::spawn(opts.clone(), settings, service.engine_slot());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -216,7 +243,7 @@ pub async fn serve(
 pub async fn check(opts: &LoadOptions) -> ExitCode {
     let config = &opts.config_dir;
     let engine = match load(opts).await {
-        Ok(e) => e,
+        Ok((_, engine)) => engine,
         Err(code) => return code,
     };
     for w in engine.derivable_masks() {

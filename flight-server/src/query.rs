@@ -112,7 +112,7 @@ pub(crate) struct Permit {
 }
 
 impl Limiter {
-    pub(crate) fn new(settings: &bund_catalogs::ServerSettings) -> Self {
+    pub(crate) fn new(settings: &crate::settings::ServerSettings) -> Self {
         Self {
             global: Arc::new(Semaphore::new(settings.max_concurrent_queries)),
             max: settings.max_concurrent_queries,

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bund_catalogs::LoadOptions;
-use bund_planner::Engine;
 
+use crate::load_configuration;
 use crate::service::EngineSlot;
+use crate::settings::ServerSettings;
 
 /// How often the files' modification times are checked.
 const POLL: Duration = Duration::from_secs(2);
@@ -27,7 +28,9 @@ fn stamps(dir: &std::path::Path) -> Vec<Option<(SystemTime, u64)>> {
 }
 
 /// Watches the configuration until the process ends.
-pub(crate) fn spawn(opts: LoadOptions, slot: EngineSlot) {
+/// `settings` are those the server started with: a change of `server.toml` applies to the
+/// planner's limits at once, to the rest after a restart.
+pub(crate) fn spawn(opts: LoadOptions, settings: ServerSettings, slot: EngineSlot) {
     tokio::spawn(async move {
         let mut last = stamps(&opts.config_dir);
         #[cfg(unix)]
@@ -55,21 +58,25 @@ pub(crate) fn spawn(opts: LoadOptions, slot: EngineSlot) {
                 }
             };
             last = stamps(&opts.config_dir);
-            reload(&opts, &slot, reason).await;
+            reload(&opts, &settings, &slot, reason).await;
         }
     });
 }
 
-async fn reload(opts: &LoadOptions, slot: &EngineSlot, reason: &str) {
+async fn reload(
+    opts: &LoadOptions,
+    started_with: &ServerSettings,
+    slot: &EngineSlot,
+    reason: &str,
+) {
     tracing::info!(reason, dir = %opts.config_dir.display(), "reloading the configuration");
-    match Engine::load(opts).await {
-        Ok(engine) => {
+    match load_configuration(opts).await {
+        Ok((settings, engine)) => {
             let catalog = engine.catalog();
             for w in &catalog.warnings {
                 tracing::warn!("{w}");
             }
-            let old_settings = current(slot).catalog().settings.clone();
-            if catalog.settings != old_settings {
+            if settings != *started_with {
                 tracing::warn!("server.toml changed: limits and lifetimes apply after a restart");
             }
             let version = catalog.version.clone();
@@ -88,12 +95,5 @@ async fn reload(opts: &LoadOptions, slot: &EngineSlot, reason: &str) {
                 "the new configuration is invalid; still serving the previous one:\n{e}"
             );
         }
-    }
-}
-
-fn current(slot: &EngineSlot) -> Arc<Engine> {
-    match slot.read() {
-        Ok(e) => Arc::clone(&e),
-        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
     }
 }

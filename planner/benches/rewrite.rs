@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bund_catalogs::LoadOptions;
-use bund_planner::Engine;
+use bund_planner::{Engine, PlannerSettings};
 
 const RUNS: usize = 2_000;
 
@@ -46,10 +46,10 @@ fn main() {
         .build()
         .expect("runtime");
     let engine = rt
-        .block_on(Engine::load(&LoadOptions {
-            config_dir,
-            data_dir,
-        }))
+        .block_on(Engine::load(
+            &LoadOptions::new(config_dir, data_dir),
+            PlannerSettings::default(),
+        ))
         .unwrap_or_else(|e| panic!("{e}"));
     let principal = engine
         .catalog()

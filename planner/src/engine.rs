@@ -32,7 +32,7 @@ use crate::below_barrier::PushSafePredicates;
 use crate::bounded::{BoundConcatenation, check_broadcast_literals};
 use crate::error::{Error, Result};
 use crate::in_source::PushToSource;
-use crate::limits::{Deadline, Limits, check_plan_size, check_text, interleave};
+use crate::limits::{Deadline, Limits, PlannerSettings, check_plan_size, check_text, interleave};
 use crate::memory::CappedPool;
 use crate::prune::PruneWithMovedPredicates;
 use crate::redact::{Show, redact};
@@ -48,6 +48,7 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     /// Each principal's resolved access, by principal id (`anonymous` included when granted).
     access: HashMap<String, Arc<Access>>,
+    settings: PlannerSettings,
     base: SessionState,
     /// The runtime of queries without credentials: the catalog's, with a memory pool capped
     /// at `anonymous_memory_limit_bytes` inside the shared one.
@@ -132,14 +133,17 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
 impl Engine {
     /// Reads the configuration directory, opens every source, plans every view and resolves
     /// every principal's access (`access.rs`). Returns every problem at once.
-    pub async fn load(opts: &LoadOptions) -> std::result::Result<Self, bund_catalogs::Error> {
-        Ok(Self::new(crate::access::load(opts).await?))
+    pub async fn load(
+        opts: &LoadOptions,
+        settings: PlannerSettings,
+    ) -> std::result::Result<Self, bund_catalogs::Error> {
+        Ok(Self::new(crate::access::load(opts).await?, settings))
     }
 
-    fn new(resolved: Resolved) -> Self {
+    fn new(resolved: Resolved, settings: PlannerSettings) -> Self {
         let Resolved { catalog, access } = resolved;
         let catalog = Arc::new(catalog);
-        let limit = catalog.settings.max_function_output_bytes;
+        let limit = settings.max_function_output_bytes;
         let optimizer_rules = optimizer_rules(limit);
         let physical_rules = physical_optimizer_rules();
         let mut base = SessionStateBuilder::new()
@@ -163,8 +167,7 @@ impl Engine {
         let public_runtime = Arc::new(RuntimeEnv {
             memory_pool: Arc::new(CappedPool::new(
                 Arc::clone(&shared.memory_pool),
-                usize::try_from(catalog.settings.anonymous_memory_limit_bytes)
-                    .unwrap_or(usize::MAX),
+                usize::try_from(settings.anonymous_memory_limit_bytes).unwrap_or(usize::MAX),
             )),
             disk_manager: Arc::clone(&shared.disk_manager),
             cache_manager: Arc::clone(&shared.cache_manager),
@@ -173,6 +176,7 @@ impl Engine {
         Self {
             catalog,
             access,
+            settings,
             base,
             public_runtime,
             optimizer_rules,
@@ -249,12 +253,7 @@ impl Engine {
 
     /// The limits every statement is planned under.
     pub fn limits(&self) -> Limits {
-        let s = &self.catalog.settings;
-        Limits {
-            max_statement_bytes: s.max_statement_bytes,
-            max_expression_depth: s.max_expression_depth,
-            max_plan_nodes: s.max_plan_nodes,
-        }
+        self.settings.limits
     }
 
     /// Parses one statement, rewrites `?` placeholders to `$1…$n` and applies the guard.
@@ -359,8 +358,8 @@ impl Engine {
         crate::patterns::check_patterns(&plan).map_err(Error::from_planning)?;
         let optimized = state.optimize(&plan).map_err(Error::from_planning)?;
         // a constant becomes an array as long as a batch wherever it is a value
-        let budget = self.catalog.settings.max_function_output_bytes
-            / state.config().batch_size().max(1) as u64;
+        let budget =
+            self.settings.max_function_output_bytes / state.config().batch_size().max(1) as u64;
         check_broadcast_literals(&optimized, budget).map_err(Error::from_planning)?;
         let physical = state
             .query_planner()

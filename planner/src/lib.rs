@@ -25,7 +25,7 @@ pub use access::{Access, DEFAULT_MASK_ORDER, ScanPolicy, VisibleDataset};
 pub use barrier::{BarrierExec, BarrierKind, SecurityBarrier};
 pub use engine::{Engine, PlannedQuery, PreparedInfo, client_type};
 pub use error::{Error, Result};
-pub use limits::{Limits, MAX_PLAN_DEPTH};
+pub use limits::{Limits, MAX_PLAN_DEPTH, PlannerSettings};
 pub use rewrite::Touched;
 pub use statement::{StatementKind, check_statement};
 

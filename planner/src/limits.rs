@@ -32,12 +32,37 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::Error;
 
-/// The limits of one statement, from `server.toml`.
+/// The limits of one statement (the server reads them from its `server.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_statement_bytes: usize,
     pub max_expression_depth: usize,
     pub max_plan_nodes: usize,
+}
+
+/// What the server allows the planner: the limits of one statement, the largest output of
+/// one call of a function whose result size its arguments choose, over one batch, and the
+/// memory queries without credentials may hold together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannerSettings {
+    pub limits: Limits,
+    pub max_function_output_bytes: u64,
+    pub anonymous_memory_limit_bytes: u64,
+}
+
+impl Default for PlannerSettings {
+    /// The server's defaults, for tests and tools that plan without a server.
+    fn default() -> Self {
+        Self {
+            limits: Limits {
+                max_statement_bytes: 4 << 20,
+                max_expression_depth: 1_000,
+                max_plan_nodes: 10_000,
+            },
+            max_function_output_bytes: 64 << 20,
+            anonymous_memory_limit_bytes: 1 << 30,
+        }
+    }
 }
 
 /// Refuses a statement that is too long, or whose operators could nest deeper than allowed.

@@ -14,7 +14,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::{collect, displayable};
 
-use crate::{Engine, Error};
+use crate::{Engine, Error, PlannerSettings};
 
 /// The argon2 hash of `officer-demo` is not needed: principals are resolved by id here.
 const CATALOG: &str = r#"
@@ -182,10 +182,10 @@ pub(crate) async fn fixture() -> &'static Fixture {
     std::fs::write(dir.join("catalog.toml"), CATALOG).expect("catalog.toml");
     std::fs::write(dir.join("security.toml"), SECURITY).expect("security.toml");
     write_data(&dir.join("data"));
-    let engine = Engine::load(&LoadOptions {
-        config_dir: dir.clone(),
-        data_dir: dir.join("data"),
-    })
+    let engine = Engine::load(
+        &LoadOptions::new(dir.clone(), dir.join("data")),
+        PlannerSettings::default(),
+    )
     .await
     .unwrap_or_else(|e| panic!("fixture catalog: {e}"));
     let _ = FIXTURE.set(Fixture { engine });

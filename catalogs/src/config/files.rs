@@ -334,38 +334,3 @@ pub(crate) struct RawPrincipal {
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawServerFile {
-    pub(crate) max_concurrent_queries: Option<usize>,
-    pub(crate) queue_timeout_secs: Option<u64>,
-    pub(crate) query_timeout_secs: Option<u64>,
-    pub(crate) session_ttl_secs: Option<u64>,
-    pub(crate) ticket_ttl_secs: Option<u64>,
-    pub(crate) prepared_ttl_secs: Option<u64>,
-    pub(crate) memory_limit_mb: Option<u64>,
-    /// Directory of the audit log (JSON Lines); relative to the data directory.
-    pub(crate) audit_dir: Option<String>,
-    /// Size at which the audit log file is rotated.
-    pub(crate) audit_max_file_mb: Option<u64>,
-    /// Rotated audit files kept; older ones are deleted (never those within retention).
-    pub(crate) audit_max_files: Option<usize>,
-    /// Audit files younger than this are never deleted.
-    pub(crate) audit_retention_days: Option<u64>,
-    /// Audit records one principal (or, without credentials, one address) may add a minute.
-    pub(crate) audit_records_per_minute: Option<u64>,
-    pub(crate) max_statement_kb: Option<usize>,
-    pub(crate) max_expression_depth: Option<usize>,
-    pub(crate) max_plan_nodes: Option<usize>,
-    pub(crate) planning_timeout_secs: Option<u64>,
-    pub(crate) max_queries_per_principal: Option<usize>,
-    pub(crate) anonymous_max_queries: Option<usize>,
-    pub(crate) anonymous_query_timeout_secs: Option<u64>,
-    pub(crate) anonymous_memory_limit_mb: Option<u64>,
-    pub(crate) query_threads: Option<usize>,
-    pub(crate) anonymous_threads: Option<usize>,
-    pub(crate) max_concurrent_logins: Option<usize>,
-    pub(crate) max_parameter_kb: Option<usize>,
-    pub(crate) max_function_output_mb: Option<u64>,
-}

@@ -32,7 +32,7 @@ use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
-use bund_catalogs::{BUND_CATALOG, Principal, ServerSettings};
+use bund_catalogs::{BUND_CATALOG, Principal};
 use bund_planner::Engine;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -47,6 +47,7 @@ use crate::executor::Executors;
 use crate::logins::Logins;
 use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, SQL_INFO, XDBC_TYPES};
 use crate::query::{FlightDataStream, Limiter, Running};
+use crate::settings::ServerSettings;
 use crate::tokens::Signer;
 
 /// The engine of the current configuration; a reload replaces it, requests already under
@@ -180,11 +181,11 @@ fn batch_stream(schema: SchemaRef, batch: RecordBatch) -> FlightDataStream {
 impl BundService {
     pub(crate) fn new(
         engine: Arc<Engine>,
+        settings: ServerSettings,
         signer: Signer,
         executors: Arc<Executors>,
         logins: Logins,
     ) -> Self {
-        let settings = engine.catalog().settings.clone();
         Self {
             logins,
             limiter: Limiter::new(&settings),

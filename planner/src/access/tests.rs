@@ -18,7 +18,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::collect;
 
 use crate::tests::{big_stack, scratch};
-use crate::{Engine, Error, ScanPolicy};
+use crate::{Engine, Error, PlannerSettings, ScanPolicy};
 
 const RESIDENTS: &str = "police.residents";
 const CASES: &str = "police.cases";
@@ -287,10 +287,10 @@ async fn load(security: &str) -> (PathBuf, Result<Engine, bund_catalogs::Error>)
     std::fs::write(dir.join("catalog.toml"), CATALOG).expect("catalog.toml");
     std::fs::write(dir.join("security.toml"), security).expect("security.toml");
     write_data(&dir.join("data"));
-    let engine = Engine::load(&LoadOptions {
-        config_dir: dir.clone(),
-        data_dir: dir.join("data"),
-    })
+    let engine = Engine::load(
+        &LoadOptions::new(dir.clone(), dir.join("data")),
+        PlannerSettings::default(),
+    )
     .await;
     (dir, engine)
 }

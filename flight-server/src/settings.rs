@@ -1,12 +1,17 @@
+//! The server's limits and lifetimes, from the optional `server.toml`: owned by the server,
+//! which hands the catalog its memory limit and audit directory and the planner the limits
+//! statements are planned under.
+
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::files::RawServerFile;
-use crate::error::ConfigErrors;
+use bund_catalogs::{ConfigErrors, LoadOptions};
+use bund_planner::{Limits, PlannerSettings};
+use serde::Deserialize;
 
 /// The deepest `max_expression_depth` accepted: the query threads' stacks are sized for it
 /// (`bund-server`'s executor).
-pub const MAX_EXPRESSION_DEPTH: usize = 2_000;
+pub(crate) const MAX_EXPRESSION_DEPTH: usize = 2_000;
 
 /// Limits and lifetimes of the server, from the optional `server.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +75,41 @@ pub struct ServerSettings {
     pub max_function_output_bytes: u64,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServerFile {
+    max_concurrent_queries: Option<usize>,
+    queue_timeout_secs: Option<u64>,
+    query_timeout_secs: Option<u64>,
+    session_ttl_secs: Option<u64>,
+    ticket_ttl_secs: Option<u64>,
+    prepared_ttl_secs: Option<u64>,
+    memory_limit_mb: Option<u64>,
+    /// Directory of the audit log (JSON Lines); relative to the data directory.
+    audit_dir: Option<String>,
+    /// Size at which the audit log file is rotated.
+    audit_max_file_mb: Option<u64>,
+    /// Rotated audit files kept; older ones are deleted (never those within retention).
+    audit_max_files: Option<usize>,
+    /// Audit files younger than this are never deleted.
+    audit_retention_days: Option<u64>,
+    /// Audit records one principal (or, without credentials, one address) may add a minute.
+    audit_records_per_minute: Option<u64>,
+    max_statement_kb: Option<usize>,
+    max_expression_depth: Option<usize>,
+    max_plan_nodes: Option<usize>,
+    planning_timeout_secs: Option<u64>,
+    max_queries_per_principal: Option<usize>,
+    anonymous_max_queries: Option<usize>,
+    anonymous_query_timeout_secs: Option<u64>,
+    anonymous_memory_limit_mb: Option<u64>,
+    query_threads: Option<usize>,
+    anonymous_threads: Option<usize>,
+    max_concurrent_logins: Option<usize>,
+    max_parameter_kb: Option<usize>,
+    max_function_output_mb: Option<u64>,
+}
+
 /// The machine's cores as the process may use them.
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
@@ -128,7 +168,29 @@ impl ServerSettings {
         }
     }
 
-    pub(crate) fn load(path: &Path, errors: &mut ConfigErrors) -> Self {
+    /// What the planner needs of these settings.
+    pub fn planner(&self) -> PlannerSettings {
+        PlannerSettings {
+            limits: Limits {
+                max_statement_bytes: self.max_statement_bytes,
+                max_expression_depth: self.max_expression_depth,
+                max_plan_nodes: self.max_plan_nodes,
+            },
+            max_function_output_bytes: self.max_function_output_bytes,
+            anonymous_memory_limit_bytes: self.anonymous_memory_limit_bytes,
+        }
+    }
+
+    /// Where to read a configuration, with this memory limit and audit directory.
+    pub fn apply(&self, opts: &mut LoadOptions) {
+        opts.memory_limit_bytes = Some(self.memory_limit_bytes);
+        opts.audit_dir = self.audit_dir(&opts.data_dir);
+    }
+
+    /// Reads `server.toml` of a configuration directory: defaults where it is absent or
+    /// silent, every problem in `errors`.
+    pub fn load(config_dir: &Path, errors: &mut ConfigErrors) -> Self {
+        let path = &config_dir.join("server.toml");
         let mut settings = Self::default();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
