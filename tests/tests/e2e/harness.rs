@@ -97,6 +97,8 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,
     _logs: std::thread::JoinHandle<()>,
+    /// The lines the server wrote to standard error so far (also passed on to ours).
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -113,10 +115,21 @@ impl Server {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start bund serve");
         let stdout = child.stdout.take().expect("stdout");
+        let stderr_pipe = child.stderr.take().expect("stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                if let Ok(mut lines) = kept.lock() {
+                    lines.push(line);
+                }
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let logs = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -135,6 +148,27 @@ impl Server {
             child,
             addr,
             _logs: logs,
+            stderr,
+        }
+    }
+
+    /// How many lines of the server's log so far contain `text`.
+    pub(crate) fn log_count(&self, text: &str) -> usize {
+        self.stderr
+            .lock()
+            .map_or(0, |lines| lines.iter().filter(|l| l.contains(text)).count())
+    }
+
+    /// Waits until more than `seen` lines of the server's log contain `text`; panics after
+    /// `within`.
+    pub(crate) async fn wait_for_log(&self, text: &str, seen: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.log_count(text) <= seen {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not log `{text}` within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

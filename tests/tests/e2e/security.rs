@@ -799,13 +799,18 @@ async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audite
         "{}",
         err.message()
     );
-    // 45. An invalid new version keeps the old one serving.
+    // 45. An invalid new version keeps the old one serving: once the server has logged
+    // that it refused the new version, the old one still answers.
+    const REFUSED: &str = "the new configuration is invalid; still serving the previous one";
+    let refused_before = server.log_count(REFUSED);
     std::fs::write(
         &path,
         format!("{text}\n[[grant]]\nroles = [\"no_such_role\"]\nschemas = [\"police\"]\n"),
     )
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    server
+        .wait_for_log(REFUSED, refused_before, Duration::from_secs(20))
+        .await;
     assert_eq!(
         column_strings(
             &p.query("SELECT count(*) FROM police.residents")
