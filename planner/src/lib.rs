@@ -1,7 +1,12 @@
-//! bund-planner turns a principal's SQL into an executable plan: the statement guard
-//! (read-only statements only), a session per principal over the shared catalog, table
-//! resolution with the same NotFound for every invisible name, parameter binding, and the
-//! client-facing output schema (no view types, which some Flight SQL clients cannot read).
+//! bund-planner turns a principal's SQL into an executable plan, and is the only place where
+//! security is applied: the statement check (`statement.rs`: read-only statements, the one
+//! list of table functions), each principal's view of the catalog (`access/`: views planned,
+//! grants and policies resolved), a session per principal over it, the secure-scan rewrite
+//! (`rewrite.rs`) behind the barriers (`barrier.rs`), what may move below a barrier
+//! (`below_barrier.rs`, `prune.rs`), what may run in a source (`in_source.rs`), what EXPLAIN
+//! ANALYZE may show (`redact.rs`), and the limits of a statement (`limits.rs`, `bounded.rs`,
+//! `patterns.rs`, `memory.rs`, `yields.rs`). Plan tests sit beside the rules (`tests.rs`,
+//! `access/tests.rs`).
 //!
 //! It may import bund-catalogs, bund-udfs and DataFusion; it knows nothing about the network.
 
