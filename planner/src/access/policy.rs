@@ -823,12 +823,33 @@ fn view_plan(
     LogicalPlanBuilder::from(marked).project(exprs)?.build()
 }
 
+/// True when the end of `sql` lies inside a quoted string or a quoted name.
+fn inside_quotes(sql: &str) -> bool {
+    let (mut single, mut double) = (false, false);
+    for c in sql.chars() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            _ => {}
+        }
+    }
+    single || double
+}
+
 /// `${principal.x}` → `($bund_principal_x)`: a placeholder, bound later as a typed literal.
+/// A reference inside quotes is refused: it would be the text of its own name, compared
+/// with nothing the author meant.
 fn attribute_placeholders(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + 16);
     let mut rest = text;
     while let Some(start) = rest.find('$') {
         out.push_str(&rest[..start]);
+        if inside_quotes(&out) {
+            let reference = rest[start..].split('}').next().unwrap_or_default();
+            return Err(format!(
+                "`{reference}}}` is inside quotes, where it is text, not the attribute; write it without quotes (district = ${{principal.home}})"
+            ));
+        }
         let after = &rest[start..];
         let Some(inner) = after.strip_prefix("${") else {
             return Err(

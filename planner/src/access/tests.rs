@@ -1178,6 +1178,16 @@ const INVALID: &[Case] = &[
         message: "for principal `o1`: must be a boolean expression",
     },
     Case {
+        what: "attribute reference inside quotes",
+        before: "",
+        after: cases_rule!(
+            "  roles = [\"officer\"]\n  row_filter = \"district = '${principal.home}'\""
+        ),
+        entry: CASES_RULE,
+        field: "row_filter",
+        message: "`${principal.home}` is inside quotes",
+    },
+    Case {
         what: "list attribute used as one value",
         before: "",
         after: cases_rule!(
