@@ -97,6 +97,9 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,
     _logs: std::thread::JoinHandle<()>,
+    /// For a shared server: the write end of its watchdog's standard input (see
+    /// [`Server::start_shared`]).
+    _watchdog: Option<std::process::ChildStdin>,
     /// The lines the server wrote to standard error so far (also passed on to ours).
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -107,7 +110,29 @@ impl Server {
     }
 
     pub(crate) fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(bund_bin())
+        let mut command = Command::new(bund_bin());
+        Self::serve_args(&mut command, config, env);
+        Self::spawn(command, false)
+    }
+
+    /// A server for many tests, kept in a `static`: its `Drop` never runs, so it is started
+    /// under a watchdog shell that stops it when the test process ends (the shell's
+    /// standard input, held by this process, then reaches its end). Its `pid` is the
+    /// shell's; it is never stopped by hand.
+    pub(crate) fn start_shared(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(r#""$@" <&- & pid=$!; read -r _; kill -TERM "$pid"; wait "$pid""#)
+            .arg("sh")
+            .arg(bund_bin());
+        Self::serve_args(&mut command, config, env);
+        command.stdin(Stdio::piped());
+        Self::spawn(command, true)
+    }
+
+    fn serve_args(command: &mut Command, config: &Path, env: &[(&str, &str)]) {
+        command
             .args(["serve", "--flight-addr", "127.0.0.1:0", "--config"])
             .arg(config)
             .arg("--data-dir")
@@ -115,9 +140,14 @@ impl Server {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bund serve");
+            .stderr(Stdio::piped());
+    }
+
+    /// Starts `command` and waits for the address it serves on; `watched`: its standard
+    /// input is the watchdog's, kept open as long as the server is.
+    fn spawn(mut command: Command, watched: bool) -> Self {
+        let mut child = command.spawn().expect("start bund serve");
+        let watchdog = if watched { child.stdin.take() } else { None };
         let stdout = child.stdout.take().expect("stdout");
         let stderr_pipe = child.stderr.take().expect("stderr");
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -148,6 +178,7 @@ impl Server {
             child,
             addr,
             _logs: logs,
+            _watchdog: watchdog,
             stderr,
         }
     }

@@ -114,8 +114,18 @@ fn config() -> &'static PathBuf {
     })
 }
 
-fn start() -> Server {
-    Server::start_with_env(config(), &[("BUND_SECRET_CITY_TOKEN", TOKEN_KEY)])
+/// The server of every test here that leaves the configuration as it is: started by the
+/// first of them, stopped when the test process ends. Each test is one attempt at getting
+/// around a policy, so that a report lists every one that got through.
+fn shared() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start_shared(config(), &[("BUND_SECRET_CITY_TOKEN", TOKEN_KEY)]))
+}
+
+/// The ground truth, read once by the admin of the shared server.
+async fn truth() -> &'static Truth {
+    static TRUTH: tokio::sync::OnceCell<Truth> = tokio::sync::OnceCell::const_new();
+    TRUTH.get_or_init(|| read_truth(shared())).await
 }
 
 async fn login(server: &Server, user: &str) -> Raw {
@@ -164,7 +174,7 @@ struct Truth {
     population_rows: i64,
 }
 
-async fn truth(server: &Server) -> Truth {
+async fn read_truth(server: &Server) -> Truth {
     let mut a = login(server, "admin").await;
     let pudong = count(
         &mut a,
@@ -206,33 +216,58 @@ fn assert_masked_id(v: &str) {
     );
 }
 
+/// The plain view: only Pudong's residents.
 #[tokio::test]
-async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
-    let server = start();
-    let t = truth(&server).await;
-    let mut p = login(&server, "pudong_police").await;
-
-    // 1. The plain view: only Pudong's residents.
+async fn the_police_officer_counts_only_pudongs_residents() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(&mut p, "SELECT count(*) FROM police.residents").await,
         t.pudong
     );
-    // 2. Division oracle on hidden rows: a plain Filter would raise "Divide by zero".
+}
+
+/// Division oracle on hidden rows: a plain Filter would raise "Divide by zero".
+#[tokio::test]
+async fn a_division_that_fails_on_hidden_rows_raises_no_error() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(&mut p, "SELECT count(*) FROM police.residents WHERE 1/(CASE WHEN district_code <> '310115' THEN 0 ELSE 1 END) = 1").await,
         t.pudong
     );
-    // 3. Division oracle aimed at one hidden person's raw ID number.
+}
+
+/// Division oracle aimed at one hidden person's raw ID number.
+#[tokio::test]
+async fn a_division_aimed_at_a_hidden_id_number_raises_no_error() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(&mut p, &format!("SELECT count(*) FROM police.residents WHERE 1/(CASE WHEN id_card = '{}' THEN 0 ELSE 1 END) = 1", t.hidden_id)).await,
         t.pudong
     );
-    // 4. CAST oracle that would echo a hidden name in its error.
+}
+
+/// CAST oracle that would echo a hidden name in its error.
+#[tokio::test]
+async fn a_cast_that_would_echo_a_hidden_name_raises_no_error() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         strings(&mut p, "SELECT DISTINCT CAST(CASE WHEN district_code <> '310115' THEN name ELSE '1' END AS INT) FROM police.residents").await,
         vec!["1"]
     );
-    // 5. The same oracles inside EXPLAIN ANALYZE run without error.
+}
+
+/// The same oracles inside EXPLAIN ANALYZE run without error.
+#[tokio::test]
+async fn the_oracles_run_inside_explain_analyze_without_error() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     let b = p
         .query("EXPLAIN ANALYZE SELECT count(*) FROM police.residents WHERE 1/(CASE WHEN district_code <> '310115' THEN 0 ELSE 1 END) = 1")
         .await
@@ -242,7 +277,13 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
             .iter()
             .any(|s| s.contains("BarrierExec"))
     );
-    // 6. Hidden districts are simply absent.
+}
+
+/// Hidden districts are simply absent.
+#[tokio::test]
+async fn hidden_districts_are_absent() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(
             &mut p,
@@ -251,7 +292,13 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
         .await,
         0
     );
-    // 7. An aggregate FILTER over hidden rows.
+}
+
+/// An aggregate FILTER over hidden rows.
+#[tokio::test]
+async fn an_aggregate_filter_over_hidden_rows_counts_none() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(
             &mut p,
@@ -260,7 +307,13 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
         .await,
         0
     );
-    // 8. ORDER BY … DESC LIMIT 1 cannot reach past the filter.
+}
+
+/// ORDER BY … DESC LIMIT 1 cannot reach past the filter.
+#[tokio::test]
+async fn order_by_desc_limit_cannot_reach_past_the_row_filter() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         strings(
             &mut p,
@@ -269,7 +322,14 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
         .await,
         vec!["310115"]
     );
-    // 9. COUNT/MIN/MAX are computed over the visible rows, never from file statistics.
+}
+
+/// COUNT/MIN/MAX are computed over the visible rows, never from file statistics.
+#[tokio::test]
+async fn count_min_and_max_come_from_visible_rows_not_file_statistics() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     let b = p
         .query("SELECT count(*), CAST(min(birth_date) AS VARCHAR), CAST(max(birth_date) AS VARCHAR) FROM police.residents")
         .await
@@ -286,14 +346,28 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
         plan.contains("BarrierExec") && plan.contains("DataSourceExec"),
         "{plan}"
     );
-    // 10. Subqueries: IN, EXISTS, scalar.
+}
+
+/// Subqueries: IN, EXISTS, scalar.
+#[tokio::test]
+async fn subqueries_see_only_visible_rows() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(count(&mut p, "SELECT count(*) FROM police.residents WHERE district_code IN (SELECT district_code FROM police.residents WHERE district_code <> '310115')").await, 0);
     assert_eq!(count(&mut p, "SELECT count(*) FROM police.residents r WHERE EXISTS (SELECT 1 FROM police.residents h WHERE h.district_code = '310101')").await, 0);
     assert_eq!(
         count(&mut p, "SELECT (SELECT count(*) FROM police.residents)").await,
         t.pudong
     );
-    // 11. CTEs, also one that shadows the table's own name.
+}
+
+/// CTEs, also one that shadows the table's own name.
+#[tokio::test]
+async fn ctes_see_only_visible_rows_even_one_named_like_the_table() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(count(&mut p, "WITH r AS (SELECT * FROM police.residents) SELECT count(*) FROM r WHERE district_code <> '310115'").await, 0);
     assert_eq!(
         count(
@@ -303,16 +377,43 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
         .await,
         t.pudong
     );
-    // 12. A recursive CTE joined with the table.
+}
+
+/// A recursive CTE joined with the table.
+#[tokio::test]
+async fn a_recursive_cte_joined_with_the_table_sees_only_visible_rows() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(&mut p, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT count(*) FROM n, police.residents").await,
         3 * t.pudong
     );
-    // 13. UNION of two scans: both filtered.
+}
+
+/// UNION of two scans: both filtered.
+#[tokio::test]
+async fn both_scans_of_a_union_are_filtered() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(count(&mut p, "SELECT count(*) FROM (SELECT district_code FROM police.residents UNION ALL SELECT district_code FROM police.residents) u").await, 2 * t.pudong);
-    // 14. A self-join looking for households across districts.
+}
+
+/// A self-join looking for households across districts.
+#[tokio::test]
+async fn a_self_join_finds_no_household_across_districts() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(count(&mut p, "SELECT count(*) FROM police.residents a JOIN police.residents b ON a.household_id = b.household_id WHERE b.district_code <> '310115'").await, 0);
-    // 15. Quoting, case and qualification variants reach the same protected table.
+}
+
+/// Quoting, case and qualification variants reach the same protected table.
+#[tokio::test]
+async fn every_spelling_of_the_table_reaches_the_same_protected_table() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     for name in [
         "\"police\".\"residents\"",
         "POLICE.RESIDENTS",
@@ -333,13 +434,11 @@ async fn row_filter_is_a_barrier_no_oracle_reaches_hidden_rows() {
     );
 }
 
+/// Every ID number, phone and name as the police officer sees them.
 #[tokio::test]
-async fn masked_columns_stay_masked_wherever_they_are_used() {
-    let server = start();
-    let t = truth(&server).await;
-    let mut p = login(&server, "pudong_police").await;
-
-    // 16. Every ID number, phone and name as the police officer sees them.
+async fn id_numbers_phones_and_names_are_masked_for_the_police_officer() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     let b = p
         .query("SELECT id_card, phone, name FROM police.residents")
         .await
@@ -356,7 +455,14 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
     for name in column_strings(&b, 2) {
         assert!(name.contains('*'), "{name}");
     }
-    // 17. WHERE on a raw value of a visible row finds nothing: the column holds masks.
+}
+
+/// WHERE on a raw value of a visible row finds nothing: the column holds masks.
+#[tokio::test]
+async fn where_on_a_raw_id_number_finds_nothing() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(
             &mut p,
@@ -368,7 +474,14 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
         .await,
         0
     );
-    // 18. LIKE on the hidden digits.
+}
+
+/// LIKE on the hidden digits.
+#[tokio::test]
+async fn like_on_the_hidden_digits_finds_nothing() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(
             &mut p,
@@ -380,7 +493,13 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
         .await,
         0
     );
-    // 19. substr of the hidden part.
+}
+
+/// substr of the hidden part.
+#[tokio::test]
+async fn substr_of_the_hidden_part_is_stars() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         strings(
             &mut p,
@@ -389,7 +508,13 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
         .await,
         vec!["********"]
     );
-    // 20. length tells nothing but the format's.
+}
+
+/// length tells nothing but the format's.
+#[tokio::test]
+async fn length_of_a_masked_id_number_is_its_formats() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         strings(
             &mut p,
@@ -398,12 +523,25 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
         .await,
         vec!["18"]
     );
-    // 21. JOIN with a list of raw ID numbers.
+}
+
+/// JOIN with a list of raw ID numbers.
+#[tokio::test]
+async fn a_join_with_raw_id_numbers_finds_nothing() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         count(&mut p, &format!("SELECT count(*) FROM (VALUES ('{}'), ('{}')) v(x) JOIN police.residents r ON r.id_card = v.x", t.pudong_id, t.hidden_id)).await,
         0
     );
-    // 22. GROUP BY the masked column: groups of masks.
+}
+
+/// GROUP BY the masked column: groups of masks.
+#[tokio::test]
+async fn group_by_a_masked_column_groups_masks() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     for id in strings(
         &mut p,
         "SELECT id_card FROM police.residents GROUP BY id_card",
@@ -412,7 +550,13 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
     {
         assert_masked_id(&id);
     }
-    // 23. ORDER BY the masked column and a window over it.
+}
+
+/// ORDER BY the masked column and a window over it.
+#[tokio::test]
+async fn order_by_and_windows_over_a_masked_column_see_masks() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     for id in strings(
         &mut p,
         "SELECT id_card FROM police.residents ORDER BY id_card DESC LIMIT 5",
@@ -428,7 +572,14 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
     for id in column_strings(&b, 0) {
         assert_masked_id(&id);
     }
-    // 24. A CAST error shows the masked value it failed on, never the raw one.
+}
+
+/// A CAST error shows the masked value it failed on, never the raw one.
+#[tokio::test]
+async fn a_failed_cast_shows_the_masked_value_never_the_raw_one() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     let (c, message) = code(
         &mut p,
         "SELECT CAST(id_card AS BIGINT) FROM police.residents",
@@ -437,7 +588,13 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
     assert_eq!(c, Code::InvalidArgument);
     assert!(message.contains("********"), "{message}");
     assert!(!message.contains(&t.pudong_id), "{message}");
-    // 25. The policy-only token function cannot be called, in any spelling.
+}
+
+/// The policy-only token function cannot be called, in any spelling.
+#[tokio::test]
+async fn the_policy_only_token_function_cannot_be_called_in_any_spelling() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     for sql in [
         "SELECT mask_token(id_card, 'city_token') FROM police.residents",
         "SELECT MASK_TOKEN('310101199003071236', 'city_token')",
@@ -448,28 +605,37 @@ async fn masked_columns_stay_masked_wherever_they_are_used() {
     }
 }
 
+/// Attribute values that look like SQL are literals: no resident matches them.
 #[tokio::test]
-async fn attributes_roles_and_deny_columns_resolve_as_declared() {
-    let server = start();
-    let t = truth(&server).await;
-
-    // 26. Attribute values that look like SQL are literals: no resident matches them.
-    let mut inj = login(&server, "injector").await;
+async fn attribute_values_that_look_like_sql_match_no_resident() {
+    let server = shared();
+    let mut inj = login(server, "injector").await;
     assert_eq!(
         count(&mut inj, "SELECT count(*) FROM police.residents").await,
         0
     );
-    // 27. A missing attribute, and an empty list, mean no rows (and no error).
+}
+
+/// A missing attribute, and an empty list, mean no rows (and no error).
+#[tokio::test]
+async fn a_missing_or_empty_attribute_means_no_rows_and_no_error() {
+    let server = shared();
     for user in ["no_districts", "empty_districts"] {
-        let mut c = login(&server, user).await;
+        let mut c = login(server, user).await;
         assert_eq!(
             count(&mut c, "SELECT count(*) FROM police.residents").await,
             0,
             "{user}"
         );
     }
-    // 28. Two roles: the grants add up; each dataset keeps its own policy.
-    let mut pm = login(&server, "police_and_market").await;
+}
+
+/// Two roles: the grants add up; each dataset keeps its own policy.
+#[tokio::test]
+async fn grants_of_two_roles_add_up_and_each_dataset_keeps_its_policy() {
+    let server = shared();
+    let t = truth().await;
+    let mut pm = login(server, "police_and_market").await;
     assert_eq!(
         count(&mut pm, "SELECT count(*) FROM police.residents").await,
         t.pudong
@@ -486,9 +652,14 @@ async fn attributes_roles_and_deny_columns_resolve_as_declared() {
         code(&mut pm, "SELECT * FROM topic.population").await.0,
         Code::NotFound
     );
-    // 29. Two rules at once: row filters are ORed (admin's has none), the most
-    // restrictive mask wins (police's 6+4 over admin's raw).
-    let mut pa = login(&server, "police_and_admin").await;
+}
+
+/// Two rules at once: row filters are ORed (admin's has none), the most restrictive mask
+/// wins (police's 6+4 over admin's raw).
+#[tokio::test]
+async fn two_rules_or_their_row_filters_and_the_stricter_mask_wins() {
+    let server = shared();
+    let mut pa = login(server, "police_and_admin").await;
     assert_eq!(
         count(&mut pa, "SELECT count(*) FROM police.residents").await,
         RESIDENTS as i64
@@ -496,9 +667,14 @@ async fn attributes_roles_and_deny_columns_resolve_as_declared() {
     for id in strings(&mut pa, "SELECT id_card FROM police.residents LIMIT 50").await {
         assert_masked_id(&id);
     }
-    // 30. A denied column does not exist for the principal: not in SELECT *, not by name,
-    // not in information_schema, not in DESCRIBE, not in the Flight table schema.
-    let mut a2 = login(&server, "analyst2").await;
+}
+
+/// A denied column does not exist for the principal: not in SELECT *, not by name, not in
+/// information_schema, not in DESCRIBE, not in the Flight table schema.
+#[tokio::test]
+async fn a_denied_column_does_not_exist_anywhere_for_the_principal() {
+    let server = shared();
+    let mut a2 = login(server, "analyst2").await;
     let b = a2
         .query("SELECT * FROM police.residents LIMIT 1")
         .await
@@ -544,15 +720,26 @@ async fn attributes_roles_and_deny_columns_resolve_as_declared() {
         .unwrap();
     let schema = try_schema_from_ipc_buffer(schemas.value(0)).unwrap();
     assert!(schema.field_with_name("phone").is_err(), "{schema:?}");
-    // 31. Under the default rule ID numbers are 32-hex tokens and names keep the surname.
+}
+
+/// Under the default rule ID numbers are 32-hex tokens and names keep the surname.
+#[tokio::test]
+async fn under_the_default_rule_id_numbers_are_tokens() {
+    let server = shared();
+    let mut a2 = login(server, "analyst2").await;
     for id in strings(&mut a2, "SELECT id_card FROM police.residents LIMIT 20").await {
         assert!(
             id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
             "{id}"
         );
     }
-    // 32. A service account's API key in `x-api-key` acts as that account; a wrong key is
-    // refused and does not fall back to anonymous access.
+}
+
+/// A service account's API key in `x-api-key` acts as that account; a wrong key is refused
+/// and does not fall back to anonymous access.
+#[tokio::test]
+async fn an_api_key_acts_as_its_service_account_and_a_wrong_one_is_refused() {
+    let server = shared();
     let mut svc = server.client().await;
     svc.api_key = Some(api_key().0.clone());
     assert_eq!(
@@ -568,13 +755,11 @@ async fn attributes_roles_and_deny_columns_resolve_as_declared() {
     );
 }
 
+/// A grant on the topic is enough; the bureau tables stay invisible.
 #[tokio::test]
-async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
-    let server = start();
-    let t = truth(&server).await;
-    let mut ca = login(&server, "city_analyst").await;
-
-    // 33. A grant on the topic is enough; the bureau tables stay invisible.
+async fn a_topic_grant_is_enough_and_the_bureau_tables_stay_invisible() {
+    let server = shared();
+    let mut ca = login(server, "city_analyst").await;
     assert_eq!(
         code(&mut ca, "SELECT * FROM police.residents").await.0,
         Code::NotFound
@@ -583,8 +768,15 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
         code(&mut ca, "SELECT * FROM hrss.contributions").await.0,
         Code::NotFound
     );
-    // 34. Inside the topic, residents' and contributions' ID numbers are tokens of the same
-    // key: the join on them finds exactly the rows the raw join finds.
+}
+
+/// Inside the topic, residents' and contributions' ID numbers are tokens of the same key:
+/// the join on them finds exactly the rows the raw join finds.
+#[tokio::test]
+async fn topic_id_numbers_are_tokens_of_one_key_so_the_join_holds() {
+    let server = shared();
+    let t = truth().await;
+    let mut ca = login(server, "city_analyst").await;
     assert_eq!(
         count(&mut ca, "SELECT count(*) FROM topic.population").await,
         t.population_rows
@@ -595,7 +787,14 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
             "{id}"
         );
     }
-    // 35. The token of a raw ID number cannot be computed to find a person.
+}
+
+/// The token of a raw ID number cannot be computed to find a person.
+#[tokio::test]
+async fn the_token_of_a_raw_id_number_cannot_be_computed() {
+    let server = shared();
+    let t = truth().await;
+    let mut ca = login(server, "city_analyst").await;
     assert_eq!(
         code(
             &mut ca,
@@ -608,7 +807,13 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
         .0,
         Code::PermissionDenied
     );
-    // 36. EXPLAIN shows the key's name, never the key.
+}
+
+/// EXPLAIN shows the key's name, never the key.
+#[tokio::test]
+async fn explain_shows_the_keys_name_never_the_key() {
+    let server = shared();
+    let mut ca = login(server, "city_analyst").await;
     let b = ca
         .query("EXPLAIN VERBOSE SELECT * FROM topic.population")
         .await
@@ -616,8 +821,13 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
     let plan = column_strings(&b, 1).join("\n");
     assert!(plan.contains("city_token"), "{plan}");
     assert!(!plan.contains(TOKEN_KEY), "the key leaked into EXPLAIN");
-    // 37. The police officer's EXPLAIN shows its own district, no other principal's.
-    let mut p = login(&server, "pudong_police").await;
+}
+
+/// The police officer's EXPLAIN shows its own district, no other principal's.
+#[tokio::test]
+async fn the_officers_explain_shows_its_own_district_only() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     let b = p
         .query("EXPLAIN SELECT * FROM police.residents")
         .await
@@ -628,8 +838,13 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
         "{plan}"
     );
     assert!(!plan.contains("OR (1=1"), "{plan}");
-    // 38. market_analyst: enterprises masked 6+4, licences of enterprises only, no residents.
-    let mut m = login(&server, "market_analyst").await;
+}
+
+/// market_analyst: enterprises masked 6+4, licences of enterprises only, no residents.
+#[tokio::test]
+async fn the_market_analyst_sees_masked_enterprises_and_no_residents() {
+    let server = shared();
+    let mut m = login(server, "market_analyst").await;
     for id in strings(
         &mut m,
         "SELECT legal_rep_id_card FROM market.enterprises LIMIT 20",
@@ -654,18 +869,22 @@ async fn topic_libraries_apply_the_bureau_policies_of_the_invoking_principal() {
     }
 }
 
+/// Not granted looks exactly like not existing.
 #[tokio::test]
-async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
-    let server = start();
-    let t = truth(&server).await;
-
-    // 39. Not granted looks exactly like not existing.
-    let mut p = login(&server, "pudong_police").await;
+async fn not_granted_looks_exactly_like_not_existing() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     let (c1, m1) = code(&mut p, "SELECT * FROM market.enterprises").await;
     let (c2, m2) = code(&mut p, "SELECT * FROM market.nothing").await;
     assert_eq!((c1, c2), (Code::NotFound, Code::NotFound));
     assert_eq!(m1.replace("enterprises", "X"), m2.replace("nothing", "X"));
-    // 40. information_schema and every Flight metadata RPC list the grant only.
+}
+
+/// information_schema and every Flight metadata RPC list the grant only.
+#[tokio::test]
+async fn information_schema_and_flight_metadata_list_the_grant_only() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         strings(&mut p, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema <> 'information_schema'").await,
         vec!["police.residents"]
@@ -680,8 +899,13 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
             .iter()
             .any(|s| s == "market" || s == "topic")
     );
+}
 
-    // 41. No credentials at all: the open schema and unconditionally open tables only.
+/// No credentials at all: the open schema and unconditionally open tables only.
+#[tokio::test]
+async fn without_credentials_only_open_data_is_visible_and_adds_up() {
+    let server = shared();
+    let t = truth().await;
     let mut anon = server.client().await;
     let (_, _, b) = anon.fetch(CommandGetTables::default()).await.unwrap();
     let mut names: Vec<String> = column_strings(&b, 1)
@@ -719,12 +943,18 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
         count(&mut anon, "SELECT CAST(sum(residents) AS BIGINT) FROM open.residents_by_district WHERE district_code = '310115'").await
             == t.pudong
     );
-    // 42. The audit log is the auditor's alone.
+}
+
+/// The audit log is the auditor's alone.
+#[tokio::test]
+async fn the_audit_log_is_the_auditors_alone() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     assert_eq!(
         code(&mut p, "SELECT * FROM system.audit_log").await.0,
         Code::NotFound
     );
-    let mut admin = login(&server, "admin").await;
+    let mut admin = login(server, "admin").await;
     assert_eq!(
         code(&mut admin, "SELECT * FROM system.audit_log").await.0,
         Code::NotFound
@@ -733,9 +963,8 @@ async fn catalogs_metadata_and_anonymous_access_show_only_what_is_granted() {
 
 #[tokio::test]
 async fn every_refused_statement_type_is_permission_denied() {
-    let server = start();
-    let mut p = login(&server, "admin").await;
-    // 43. Writes, DDL, session changes, file access and PREPARE in SQL.
+    let mut p = login(shared(), "admin").await;
+    // Writes, DDL, session changes, file access and PREPARE in SQL.
     for sql in [
         "INSERT INTO police.residents VALUES ('x')",
         "UPDATE police.residents SET name = 'x'",
@@ -765,12 +994,12 @@ async fn every_refused_statement_type_is_permission_denied() {
     );
 }
 
+/// A ticket issued under one policy version is refused under the next.
 #[tokio::test]
-async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audited() {
-    let config = example_config("adversarial-reload", None);
+async fn a_ticket_dies_with_the_policy_version_it_was_issued_under() {
+    let config = example_config("adversarial-reload-ticket", None);
     let server = Server::start_with(&config);
     let mut p = server.login("pudong_police").await;
-    // 44. A ticket issued under one policy version is refused under the next.
     let info = p
         .info(CommandStatementQuery {
             query: "SELECT count(*) FROM police.residents".into(),
@@ -799,8 +1028,17 @@ async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audite
         "{}",
         err.message()
     );
-    // 45. An invalid new version keeps the old one serving: once the server has logged
-    // that it refused the new version, the old one still answers.
+}
+
+/// An invalid new version keeps the old one serving: once the server has logged that it
+/// refused the new version, the old one still answers.
+#[tokio::test]
+async fn an_invalid_new_configuration_keeps_the_old_one_serving() {
+    let config = example_config("adversarial-reload-invalid", None);
+    let server = Server::start_with(&config);
+    let mut p = server.login("pudong_police").await;
+    let path = config.join("security.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
     const REFUSED: &str = "the new configuration is invalid; still serving the previous one";
     let refused_before = server.log_count(REFUSED);
     std::fs::write(
@@ -821,12 +1059,19 @@ async fn tickets_and_handles_die_with_the_policy_version_and_refusals_are_audite
         .len(),
         1
     );
-    // 46. Refusals and queries are in the audit log, with datasets and policies.
+}
+
+/// Refusals and queries are in the audit log, with datasets and policies.
+#[tokio::test]
+async fn refusals_and_queries_are_audited_with_datasets_and_policies() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
+    let _ = count(&mut p, "SELECT count(*) FROM police.residents").await;
     let _ = p
         .query("SELECT * FROM market.enterprises")
         .await
         .unwrap_err();
-    let mut auditor = server.login("auditor").await;
+    let mut auditor = login(server, "auditor").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let b = auditor
@@ -873,15 +1118,13 @@ async fn scan_line(c: &mut Raw, sql: &str, file: &str) -> (String, String) {
     (plan, predicate)
 }
 
+/// A comparison of an unmasked column with a literal reaches the Parquet scan (for pruning)
+/// next to the row filter, and the answer is the same.
 #[tokio::test]
-async fn only_predicates_that_cannot_fail_move_below_the_barrier() {
-    let server = start();
-    let t = truth(&server).await;
-    let mut a = login(&server, "admin").await;
-    let mut p = login(&server, "pudong_police").await;
-
-    // 47. A comparison of an unmasked column with a literal reaches the Parquet scan (for
-    //     pruning) next to the row filter, and the answer is the same.
+async fn a_comparison_of_an_unmasked_column_reaches_the_parquet_scan() {
+    let server = shared();
+    let mut a = login(server, "admin").await;
+    let mut p = login(server, "pudong_police").await;
     let sql =
         "SELECT count(*) FROM police.residents WHERE household_id >= 'H3101155' AND sex = 'F'";
     let (plan, scan) = scan_line(&mut p, sql, "residents").await;
@@ -893,8 +1136,15 @@ async fn only_predicates_that_cannot_fail_move_below_the_barrier() {
         count(&mut p, sql).await,
         count(&mut a, &format!("{sql} AND district_code = '310115'")).await
     );
-    // 48. A predicate on a masked column compares the masked value: it stays above the
-    //     barrier, and a raw ID number matches nothing.
+}
+
+/// A predicate on a masked column compares the masked value: it stays above the barrier,
+/// and a raw ID number matches nothing.
+#[tokio::test]
+async fn a_predicate_on_a_masked_column_stays_above_the_barrier() {
+    let server = shared();
+    let t = truth().await;
+    let mut p = login(server, "pudong_police").await;
     let sql = format!(
         "SELECT count(*) FROM police.residents WHERE id_card = '{}'",
         t.pudong_id
@@ -902,8 +1152,14 @@ async fn only_predicates_that_cannot_fail_move_below_the_barrier() {
     let (plan, scan) = scan_line(&mut p, &sql, "residents").await;
     assert!(!scan.contains("id_card"), "{plan}");
     assert_eq!(count(&mut p, &sql).await, 0);
-    // 49. Predicates that can fail stay above it: arithmetic, CASE, a cast that can fail,
-    //     a function call.
+}
+
+/// Predicates that can fail stay above it: arithmetic, CASE, a cast that can fail, a
+/// function call.
+#[tokio::test]
+async fn predicates_that_can_fail_stay_above_the_barrier() {
+    let server = shared();
+    let mut p = login(server, "pudong_police").await;
     for (sql, column) in [
         (
             "SELECT count(*) FROM police.residents WHERE 1/(CASE WHEN district_code <> '310115' THEN 0 ELSE 1 END) = 1",
@@ -921,9 +1177,15 @@ async fn only_predicates_that_cannot_fail_move_below_the_barrier() {
         let (plan, scan) = scan_line(&mut p, sql, "residents").await;
         assert!(!scan.contains(column), "{sql}:\n{plan}");
     }
-    // 50. Through a topic library: the analyst's district reaches the residents' scan, the
-    //     tokenised ID number does not.
-    let mut ca = login(&server, "city_analyst").await;
+}
+
+/// Through a topic library: the analyst's district reaches the residents' scan, the
+/// tokenised ID number does not.
+#[tokio::test]
+async fn through_a_topic_the_analysts_district_reaches_the_scan_not_the_token() {
+    let server = shared();
+    let t = truth().await;
+    let mut ca = login(server, "city_analyst").await;
     let sql = format!(
         "SELECT count(*) FROM topic.population WHERE district_code = '310115' AND id_card <> '{}'",
         t.pudong_id
