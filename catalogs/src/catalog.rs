@@ -273,6 +273,27 @@ pub fn session_config() -> SessionConfig {
     config
 }
 
+/// Checks a name that becomes part of SQL (a schema, table or database name); false, with
+/// the error pushed, when it is not one.
+fn check_identifier(
+    name: &str,
+    path: &Path,
+    entry: &str,
+    field: &str,
+    errors: &mut ConfigErrors,
+) -> bool {
+    let valid = valid_identifier(name);
+    if !valid {
+        errors.push(
+            path,
+            entry,
+            field,
+            "must be lower-case letters, digits and _, starting with a letter",
+        );
+    }
+    valid
+}
+
 fn valid_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -442,14 +463,7 @@ impl Catalog {
             let mut names = HashSet::new();
             for t in &b.table {
                 let entry = format!("bureau \"{}\" table \"{}\"", b.id, t.name);
-                if !valid_identifier(&t.name) {
-                    errors.push(
-                        path,
-                        &entry,
-                        "name",
-                        "must be lower-case letters, digits and _, starting with a letter",
-                    );
-                }
+                check_identifier(&t.name, path, &entry, "name", errors);
                 if !names.insert(t.name.as_str()) {
                     errors.push(path, &entry, "name", "duplicate table name in this bureau");
                     continue;
@@ -540,13 +554,7 @@ impl Catalog {
         let mut out = HashMap::new();
         for d in &raw.database {
             let entry = format!("database \"{}\"", d.name);
-            if !valid_identifier(&d.name) {
-                errors.push(
-                    path,
-                    &entry,
-                    "name",
-                    "must be lower-case letters, digits and _, starting with a letter",
-                );
+            if !check_identifier(&d.name, path, &entry, "name", errors) {
                 continue;
             }
             if out.contains_key(&d.name) {
@@ -598,14 +606,7 @@ impl Catalog {
         errors: &mut ConfigErrors,
     ) -> Option<ViewDefinition> {
         let entry = format!("{what} \"{}\"", t.name);
-        if !valid_identifier(&t.name) {
-            errors.push(
-                path,
-                &entry,
-                "name",
-                "must be lower-case letters, digits and _, starting with a letter",
-            );
-        }
+        check_identifier(&t.name, path, &entry, "name", errors);
         if !names.insert(t.name.as_str()) {
             errors.push(path, &entry, "name", format!("duplicate {what} name"));
             return None;

@@ -312,10 +312,6 @@ impl OptimizerRule for Deadline {
         "bund_deadline"
     }
 
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
     fn rewrite(
         &self,
         plan: LogicalPlan,

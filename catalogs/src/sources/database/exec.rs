@@ -15,7 +15,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
-use super::Database;
+use super::{Database, Scan};
 
 /// Reads one SQL statement from a database; EXPLAIN shows the statement.
 #[derive(Debug)]
@@ -108,12 +108,12 @@ impl ExecutionPlan for RemoteScanExec {
         }
         // Two batches in flight: the database keeps sending while the client reads.
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), 2);
-        Arc::clone(&self.database).read(
-            self.sql.clone(),
-            Arc::clone(&self.schema),
-            self.batch_size,
-            &mut builder,
-        );
+        let scan = Scan {
+            sql: self.sql.clone(),
+            schema: Arc::clone(&self.schema),
+            batch_size: self.batch_size,
+        };
+        Arc::clone(&self.database).read(scan, &mut builder);
         Ok(builder.build())
     }
 }

@@ -26,7 +26,8 @@ use async_trait::async_trait;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 
 use super::{
-    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, Scan, SourceError,
+    SourceErrorKind,
 };
 
 /// A Flight SQL service: a lazily connected channel and the session token.
@@ -242,16 +243,9 @@ impl Database for FlightSqlDatabase {
         self.columns(source).await
     }
 
-    fn read(
-        self: Arc<Self>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-        builder: &mut RecordBatchReceiverStreamBuilder,
-    ) {
-        let _ = batch_size; // the service decides its batches
+    fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {
         let tx = builder.tx();
-        builder.spawn(read(self, sql, schema, tx));
+        builder.spawn(read(self, scan, tx));
     }
 }
 
@@ -259,10 +253,10 @@ impl Database for FlightSqlDatabase {
 /// when the receiver is gone (dropping the streams cancels them at the service).
 async fn read(
     db: Arc<FlightSqlDatabase>,
-    sql: String,
-    schema: SchemaRef,
+    scan: Scan,
     tx: Sender<Result<RecordBatch>>,
 ) -> Result<()> {
+    let Scan { sql, schema, .. } = scan;
     let _slot = db.slots.acquire().await;
     let deadline = tokio::time::Instant::now() + db.settings.statement_timeout;
     let (mut client, info) = db.info(&sql).await?;

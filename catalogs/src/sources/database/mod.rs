@@ -338,21 +338,22 @@ pub(crate) trait Database: fmt::Debug + Send + Sync {
         source: &RemoteSource,
     ) -> Result<Vec<(datafusion::arrow::datatypes::Field, RemoteColumn)>, SourceError>;
 
-    /// Starts reading one statement's rows into `builder`'s channel as batches of `schema`
-    /// (`batch_size` rows where the database sends rows); stops early when the receiver is
-    /// gone (the query was cancelled).
-    fn read(
-        self: Arc<Self>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-        builder: &mut RecordBatchReceiverStreamBuilder,
-    );
+    /// Starts reading one statement's rows into `builder`'s channel; stops early when the
+    /// receiver is gone (the query was cancelled).
+    fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder);
 
     /// The `[[database]]` name.
     fn name(&self) -> &str {
         &self.settings().name
     }
+}
+
+/// One statement a scan reads: its SQL, and the schema and size of the batches it becomes
+/// (`batch_size` rows where the database sends rows, as it sends them otherwise).
+pub(crate) struct Scan {
+    pub(crate) sql: String,
+    pub(crate) schema: SchemaRef,
+    pub(crate) batch_size: usize,
 }
 
 /// Prepares the connection pool of one `[[database]]` entry; connects nothing yet.

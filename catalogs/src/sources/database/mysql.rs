@@ -10,7 +10,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result};
 use mysql_async::consts::{ColumnFlags, ColumnType};
@@ -24,7 +24,8 @@ use async_trait::async_trait;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 
 use super::{
-    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, Scan, SourceError,
+    SourceErrorKind,
 };
 
 /// The character set number MySQL gives binary strings (BINARY, VARBINARY, BLOB).
@@ -487,27 +488,20 @@ impl Database for MysqlDatabase {
         self.columns(source).await
     }
 
-    fn read(
-        self: Arc<Self>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-        builder: &mut RecordBatchReceiverStreamBuilder,
-    ) {
+    fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {
         let tx = builder.tx();
-        builder.spawn(read(self, sql, schema, batch_size, tx));
+        builder.spawn(read(self, scan, tx));
     }
 }
 
 /// Streams one prepared statement's rows into `tx` as batches of `batch_size` rows; when
 /// the receiver is gone (the query was cancelled) the statement is killed.
-async fn read(
-    db: Arc<MysqlDatabase>,
-    sql: String,
-    schema: SchemaRef,
-    batch_size: usize,
-    tx: Sender<Result<RecordBatch>>,
-) -> Result<()> {
+async fn read(db: Arc<MysqlDatabase>, scan: Scan, tx: Sender<Result<RecordBatch>>) -> Result<()> {
+    let Scan {
+        sql,
+        schema,
+        batch_size,
+    } = scan;
     let remote = |m: String| DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m));
     let mut batches = RowBatches::new(&schema, batch_size).map_err(remote)?;
     let mut conn = db.connection().await?;

@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 
 use super::{
-    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, Scan, SourceError,
+    SourceErrorKind,
 };
 
 /// A PostgreSQL database: settings and idle connections.
@@ -302,27 +303,20 @@ impl Database for PgDatabase {
         self.columns(source).await
     }
 
-    fn read(
-        self: Arc<Self>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-        builder: &mut RecordBatchReceiverStreamBuilder,
-    ) {
+    fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {
         let tx = builder.tx();
-        builder.spawn(read(self, sql, schema, batch_size, tx));
+        builder.spawn(read(self, scan, tx));
     }
 }
 
 /// Streams one `COPY (sql) TO STDOUT (FORMAT binary)` into `tx` as batches of
 /// `batch_size` rows; stops early when the receiver is gone (the query was cancelled).
-async fn read(
-    db: Arc<PgDatabase>,
-    sql: String,
-    schema: SchemaRef,
-    batch_size: usize,
-    tx: Sender<Result<RecordBatch>>,
-) -> Result<()> {
+async fn read(db: Arc<PgDatabase>, scan: Scan, tx: Sender<Result<RecordBatch>>) -> Result<()> {
+    let Scan {
+        sql,
+        schema,
+        batch_size,
+    } = scan;
     let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
     let mut decoder = CopyDecoder::new(schema, batch_size)
         .map_err(|m| DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m)))?;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -23,7 +23,8 @@ use async_trait::async_trait;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 
 use super::{
-    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, SourceError, SourceErrorKind,
+    Database, DatabaseSettings, Dialect, RemoteColumn, RemoteSource, Scan, SourceError,
+    SourceErrorKind,
 };
 use bund_udfs::domain::{days_from_civil, is_real_date};
 
@@ -350,27 +351,20 @@ impl Database for SqliteDatabase {
         self.columns(source).await
     }
 
-    fn read(
-        self: Arc<Self>,
-        sql: String,
-        schema: SchemaRef,
-        batch_size: usize,
-        builder: &mut RecordBatchReceiverStreamBuilder,
-    ) {
+    fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {
         let tx = builder.tx();
-        builder.spawn_blocking(move || read(&self, sql, schema, batch_size, tx));
+        builder.spawn_blocking(move || read(&self, scan, tx));
     }
 }
 
 /// Steps through one SELECT on the calling (blocking) thread, sending batches of
 /// `batch_size` rows to `tx`; stops early when the receiver is gone.
-fn read(
-    db: &SqliteDatabase,
-    sql: String,
-    schema: SchemaRef,
-    batch_size: usize,
-    tx: Sender<Result<RecordBatch>>,
-) -> Result<()> {
+fn read(db: &SqliteDatabase, scan: Scan, tx: Sender<Result<RecordBatch>>) -> Result<()> {
+    let Scan {
+        sql,
+        schema,
+        batch_size,
+    } = scan;
     let remote = |m: String| DataFusionError::from(db.settings.error(SourceErrorKind::Remote, m));
     let mut batches = RowBatches::new(&schema, batch_size).map_err(remote)?;
     let conn = db.open()?;
