@@ -17,9 +17,6 @@ BUND_A=$(realpath "$1")
 BUND_B=$(realpath "$2")
 ROWS="${3:-3000000}"
 ROUNDS="${4:-5}"
-BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
-bash scripts/test-deps.sh >/dev/null
-PY="$BUND_CACHE/venv/bin/python"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 

@@ -1,5 +1,12 @@
-# Shared by the bench-*.sh scripts (sourced, not run). Expects PY (the venv's python),
-# CLIENT (../shared/clients/bi_client.py) and BUND_CACHE.
+# Shared by the bench-*.sh scripts (sourced from the repository root, not run). Installs
+# what the clients need (scripts/test-deps.sh) and sets BUND_CACHE, PY (the venv's python)
+# and CLIENT (../shared/clients/bi_client.py, or BUND_BI_CLIENT).
+BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
+bash scripts/test-deps.sh >/dev/null
+# shellcheck disable=SC1091
+source "$BUND_CACHE/env.sh"
+PY="$BUND_CACHE/venv/bin/python"
+CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
 
 # bench_wait_addr LOG_OUT: the address `bund serve` printed to LOG_OUT, within 60 s.
 bench_wait_addr() {

@@ -10,10 +10,6 @@
 #   bash scripts/bench-policy.sh [ROWS]        # default: 10000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
-bash scripts/test-deps.sh >/dev/null
-PY="$BUND_CACHE/venv/bin/python"
-CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 ROWS="${1:-10000000}"
