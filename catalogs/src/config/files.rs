@@ -1,5 +1,7 @@
 //! The files as written: serde structs that refuse unknown keys. Nothing here is validated
-//! beyond TOML syntax and types; `catalog.rs` and `security.rs` turn them into checked types.
+//! beyond TOML syntax and types; `catalog.rs` and `security.rs` turn them into checked types,
+//! and the planner checks grants and policies against the datasets (`bund_planner`'s
+//! `access`).
 
 use std::collections::BTreeMap;
 
