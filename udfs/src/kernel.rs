@@ -15,7 +15,9 @@ use datafusion::common::types::{
     NativeType, logical_boolean, logical_date, logical_float64, logical_int64, logical_string,
 };
 use datafusion::common::{Result, ScalarValue, exec_err};
-use datafusion::logical_expr::{Coercion, ColumnarValue, TypeSignature, TypeSignatureClass};
+use datafusion::logical_expr::{
+    Coercion, ColumnarValue, Signature, TypeSignature, TypeSignatureClass, Volatility,
+};
 
 /// A string argument of any string type, kept as it is (Utf8, LargeUtf8 or Utf8View).
 pub(crate) fn string() -> Coercion {
@@ -62,6 +64,14 @@ pub(crate) fn args(coercions: Vec<Coercion>) -> TypeSignature {
     TypeSignature::Coercible(coercions)
 }
 
+/// A string and an optional constant string option (`lang`, `style`), Immutable.
+pub(crate) fn string_and_option() -> Signature {
+    Signature::one_of(
+        vec![args(vec![string()]), args(vec![string(), string()])],
+        Volatility::Immutable,
+    )
+}
+
 /// The return type of a function whose result has its first argument's string type.
 pub(crate) fn same_string_type(name: &str, arg_types: &[DataType]) -> Result<DataType> {
     match arg_types.first() {
@@ -69,6 +79,14 @@ pub(crate) fn same_string_type(name: &str, arg_types: &[DataType]) -> Result<Dat
         other => datafusion::common::plan_err!(
             "{name} expects a string as its first argument, got {other:?}"
         ),
+    }
+}
+
+/// The return type of a function of one argument of any type whose result has its type.
+pub(crate) fn type_of_only_argument(name: &str, arg_types: &[DataType]) -> Result<DataType> {
+    match arg_types {
+        [dt] => Ok(dt.clone()),
+        other => datafusion::common::plan_err!("{name} expects one argument, got {}", other.len()),
     }
 }
 
@@ -113,6 +131,25 @@ pub(crate) fn str_param<'a>(
             None => exec_err!("{name}: {param} must be a string, got {v:?}"),
         },
     }
+}
+
+/// An optional constant string parameter (`lang`, `style`, `mask_char`) read by `parse`:
+/// `default` when the call leaves it out, `None` when it is NULL.
+pub(crate) fn option<'a, T>(
+    name: &str,
+    param: &str,
+    arg: Option<&'a ColumnarValue>,
+    default: &'a str,
+    parse: impl FnOnce(&'a str) -> Result<T>,
+) -> Result<Option<T>> {
+    let value = match arg {
+        None => default,
+        Some(arg) => match str_param(name, param, arg)? {
+            Some(value) => value,
+            None => return Ok(None),
+        },
+    };
+    parse(value).map(Some)
 }
 
 /// A constant boolean parameter (`strict`).
@@ -183,42 +220,7 @@ pub(crate) fn map_strings(
     input: &ColumnarValue,
     kernel: impl FnMut(&str, &mut String) -> bool,
 ) -> Result<ColumnarValue> {
-    on_array(input, |array| {
-        let rows = array.len();
-        match array.data_type() {
-            DataType::Utf8View => {
-                fill_strings(name, array, StringViewBuilder::with_capacity(rows), kernel)
-            }
-            DataType::LargeUtf8 => {
-                let bytes = array.as_string::<i64>().values().len();
-                let builder = GenericStringBuilder::<i64>::with_capacity(rows, bytes);
-                fill_strings(name, array, builder, kernel)
-            }
-            _ => {
-                let bytes = array.as_string_opt::<i32>().map_or(0, |a| a.values().len());
-                let builder = GenericStringBuilder::<i32>::with_capacity(rows, bytes);
-                fill_strings(name, array, builder, kernel)
-            }
-        }
-    })
-}
-
-fn fill_strings<B: StringSink>(
-    name: &str,
-    array: &ArrayRef,
-    mut builder: B,
-    mut kernel: impl FnMut(&str, &mut String) -> bool,
-) -> Result<ArrayRef> {
-    let mut scratch = String::new();
-    for_each_str(name, array, |s| match s {
-        Some(s) => {
-            scratch.clear();
-            let value = kernel(s, &mut scratch).then_some(scratch.as_str());
-            builder.put(value);
-        }
-        None => builder.put(None),
-    })?;
-    Ok(builder.finish_array())
+    build_strings(name, input, Whole(kernel))
 }
 
 /// Maps every non-NULL string to the concatenation of the `N` parts `kernel` returns
@@ -232,39 +234,76 @@ pub(crate) fn map_string_parts<const N: usize>(
     input: &ColumnarValue,
     kernel: impl for<'a> FnMut(&'a str) -> [&'a str; N],
 ) -> Result<ColumnarValue> {
+    build_strings(name, input, Parts(kernel))
+}
+
+/// Runs `fill` over the array form of `input` with a builder of its string type, sized for
+/// it, and gives back a scalar for a scalar input.
+fn build_strings(name: &str, input: &ColumnarValue, fill: impl Fill) -> Result<ColumnarValue> {
     on_array(input, |array| {
         let rows = array.len();
         match array.data_type() {
-            DataType::Utf8View => {
-                fill_parts(name, array, StringViewBuilder::with_capacity(rows), kernel)
-            }
+            DataType::Utf8View => filled(name, array, StringViewBuilder::with_capacity(rows), fill),
             DataType::LargeUtf8 => {
                 let bytes = array.as_string::<i64>().values().len();
                 let builder = GenericStringBuilder::<i64>::with_capacity(rows, bytes);
-                fill_parts(name, array, builder, kernel)
+                filled(name, array, builder, fill)
             }
             _ => {
                 let bytes = array.as_string_opt::<i32>().map_or(0, |a| a.values().len());
                 let builder = GenericStringBuilder::<i32>::with_capacity(rows, bytes);
-                fill_parts(name, array, builder, kernel)
+                filled(name, array, builder, fill)
             }
         }
     })
 }
 
-fn fill_parts<B: StringSink, const N: usize>(
+/// The array `fill` writes into `builder`.
+fn filled(
     name: &str,
     array: &ArrayRef,
-    mut builder: B,
-    mut kernel: impl for<'a> FnMut(&'a str) -> [&'a str; N],
+    mut builder: impl StringSink,
+    fill: impl Fill,
 ) -> Result<ArrayRef> {
-    // Only the view builder, which takes whole values, needs it.
-    let mut scratch = String::new();
-    for_each_str(name, array, |s| match s {
-        Some(s) => builder.put_parts(&kernel(s), &mut scratch),
-        None => builder.put(None),
-    })?;
+    fill.fill(name, array, &mut builder)?;
     Ok(builder.finish_array())
+}
+
+/// How a row's result is written into a string builder of any type.
+trait Fill {
+    /// Appends the result of every row of the string array `array` to `out`.
+    fn fill(self, name: &str, array: &ArrayRef, out: &mut impl StringSink) -> Result<()>;
+}
+
+/// A [`map_strings`] kernel.
+struct Whole<K>(K);
+
+impl<K: FnMut(&str, &mut String) -> bool> Fill for Whole<K> {
+    fn fill(mut self, name: &str, array: &ArrayRef, out: &mut impl StringSink) -> Result<()> {
+        let mut scratch = String::new();
+        for_each_str(name, array, |s| match s {
+            Some(s) => {
+                scratch.clear();
+                let value = (self.0)(s, &mut scratch).then_some(scratch.as_str());
+                out.put(value);
+            }
+            None => out.put(None),
+        })
+    }
+}
+
+/// A [`map_string_parts`] kernel.
+struct Parts<K>(K);
+
+impl<K: for<'a> FnMut(&'a str) -> [&'a str; N], const N: usize> Fill for Parts<K> {
+    fn fill(mut self, name: &str, array: &ArrayRef, out: &mut impl StringSink) -> Result<()> {
+        // Only the view builder, which takes whole values, needs it.
+        let mut scratch = String::new();
+        for_each_str(name, array, |s| match s {
+            Some(s) => out.put_parts(&(self.0)(s), &mut scratch),
+            None => out.put(None),
+        })
+    }
 }
 
 /// An Arrow string builder of any of the three string types.

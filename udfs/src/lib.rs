@@ -14,12 +14,15 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::ScalarUDF;
 
 pub mod domain;
-pub mod domain_fns;
+mod domain_fns;
+mod function;
 mod kernel;
-pub mod mask;
+mod mask;
 #[cfg(test)]
 mod properties;
 pub mod secrets;
+#[cfg(test)]
+mod sql_cases;
 #[cfg(test)]
 mod testing;
 
@@ -27,39 +30,41 @@ mod testing;
 pub use mask::token as mask_token;
 pub use secrets::SecretStore;
 
+use function::{Function, StringFn, Transform, Validator};
+
 /// Names of functions that only policies may call (they carry secrets): ["mask_token"].
 pub const POLICY_ONLY: &[&str] = &["mask_token"];
 
 /// Every Bund scalar function; the keyed ones read their keys from `secrets`.
 pub fn all(secrets: &Arc<SecretStore>) -> Vec<Arc<ScalarUDF>> {
-    use domain_fns::*;
+    use domain_fns::{coords, district, id_card, phone, uscc};
     let udfs = vec![
-        ScalarUDF::from(mask::keep::MaskKeepFunc::new()),
-        ScalarUDF::from(mask::id_card::MaskIdCardFunc::new()),
-        ScalarUDF::from(mask::phone::MaskPhoneFunc::new()),
-        ScalarUDF::from(mask::email::MaskEmailFunc::new()),
-        ScalarUDF::from(mask::name_cn::MaskNameCnFunc::new()),
-        ScalarUDF::from(mask::address_cn::MaskAddressCnFunc::new()),
-        ScalarUDF::from(mask::date_year::MaskDateYearFunc::new()),
-        ScalarUDF::from(mask::round::MaskRoundFunc::new()),
-        ScalarUDF::from(mask::null::MaskNullFunc::new()),
-        ScalarUDF::from(mask::token::MaskTokenFunc::new(Arc::clone(secrets))),
-        ScalarUDF::from(id_card_valid::IdCardValidFunc::new()),
-        ScalarUDF::from(id_card_birth::IdCardBirthFunc::new()),
-        ScalarUDF::from(id_card_sex::IdCardSexFunc::new()),
-        ScalarUDF::from(id_card_region::IdCardRegionFunc::new()),
-        ScalarUDF::from(id_card_age::IdCardAgeFunc::new()),
-        ScalarUDF::from(id_card_upgrade::IdCardUpgradeFunc::new()),
-        ScalarUDF::from(uscc_valid::UsccValidFunc::new()),
-        ScalarUDF::from(uscc_region::UsccRegionFunc::new()),
-        ScalarUDF::from(uscc_entity_type::UsccEntityTypeFunc::new()),
-        ScalarUDF::from(district_name::DistrictNameFunc::new()),
-        ScalarUDF::from(phone_valid::PhoneValidFunc::new()),
-        ScalarUDF::from(wgs84_to_gcj02::Wgs84ToGcj02Func::new()),
-        ScalarUDF::from(gcj02_to_wgs84::Gcj02ToWgs84Func::new()),
-        ScalarUDF::from(gcj02_to_bd09::Gcj02ToBd09Func::new()),
-        ScalarUDF::from(bd09_to_gcj02::Bd09ToGcj02Func::new()),
-        ScalarUDF::from(geo_distance_m::GeoDistanceMFunc::new()),
+        mask::keep::MaskKeep.udf(),
+        mask::keep::MaskIdCard.udf(),
+        mask::keep::MaskPhone.udf(),
+        mask::email::MaskEmail.udf(),
+        mask::name_cn::MaskNameCn.udf(),
+        mask::address_cn::MaskAddressCn.udf(),
+        mask::date_year::MaskDateYear.udf(),
+        mask::round::MaskRound.udf(),
+        mask::null::MaskNull.udf(),
+        mask::token::MaskToken::new(Arc::clone(secrets)).udf(),
+        id_card::IdCardValid.udf(),
+        id_card::IdCardBirth.udf(),
+        id_card::IdCardSex.udf(),
+        id_card::IdCardRegion.udf(),
+        id_card::IdCardAge.udf(),
+        id_card::IdCardUpgrade.udf(),
+        uscc::UsccValid.udf(),
+        uscc::UsccRegion.udf(),
+        uscc::UsccEntityType.udf(),
+        district::DistrictName.udf(),
+        phone::PhoneValid.udf(),
+        coords::Wgs84ToGcj02.udf(),
+        coords::Gcj02ToWgs84.udf(),
+        coords::Gcj02ToBd09.udf(),
+        coords::Bd09ToGcj02.udf(),
+        coords::GeoDistanceM.udf(),
     ];
     udfs.into_iter().map(Arc::new).collect()
 }

@@ -11,18 +11,13 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use crate::domain::{coords, days_from_civil, id_card, is_real_date, phone, uscc};
-use crate::mask::address_cn::{Level, address_into, kept_len};
-use crate::mask::email::email_into;
-use crate::mask::keep::keep_into;
+use crate::function::{Function, StringFn};
+use crate::mask::address_cn::{Level, kept_len, masked};
+use crate::mask::email::MaskEmail;
+use crate::mask::keep::{MaskPhone, keep_into};
 use crate::mask::name_cn::{Style, name_into};
-use crate::mask::phone::phone_into;
 use crate::mask::token::{keyed, token_into};
-
-fn run(f: impl Fn(&mut String)) -> String {
-    let mut out = String::new();
-    f(&mut out);
-    out
-}
+use crate::testing::written;
 
 fn chars(s: &str) -> usize {
     s.chars().count()
@@ -136,9 +131,9 @@ proptest! {
     fn mask_keep_keeps_length_hides_the_middle_and_is_deterministic(
         s in text(), head in 0usize..8, tail in 0usize..8,
     ) {
-        let out = run(|o| keep_into(&s, head, tail, '*', o));
+        let out = written(|o| keep_into(&s, head, tail, '*', o));
         prop_assert_eq!(chars(&out), chars(&s));
-        prop_assert_eq!(&out, &run(|o| keep_into(&s, head, tail, '*', o)));
+        prop_assert_eq!(&out, &written(|o| keep_into(&s, head, tail, '*', o)));
         if chars(&s) > head + tail {
             prop_assert_ne!(&out, &s);
             let prefix: String = s.chars().take(head).collect();
@@ -150,14 +145,14 @@ proptest! {
 
     #[test]
     fn mask_id_card_and_mask_phone_keep_length_and_hide_something(s in text()) {
-        let id = run(|o| keep_into(&s, 6, 4, '*', o));
+        let id = written(|o| keep_into(&s, 6, 4, '*', o));
         prop_assert_eq!(chars(&id), chars(&s));
         if !s.is_empty() {
             prop_assert_ne!(&id, &s);
         }
-        let phone = run(|o| phone_into(&s, o));
+        let phone = written(|o| _ = MaskPhone::apply(&s, o));
         prop_assert_eq!(chars(&phone), chars(&s));
-        prop_assert_eq!(&phone, &run(|o| phone_into(&s, o)));
+        prop_assert_eq!(&phone, &written(|o| _ = MaskPhone::apply(&s, o)));
         let body = s.strip_prefix("+86").unwrap_or(&s);
         if !body.is_empty() {
             prop_assert_ne!(&phone, &s);
@@ -169,9 +164,9 @@ proptest! {
         s in text(), first_last in any::<bool>(),
     ) {
         let style = if first_last { Style::FirstLast } else { Style::Surname };
-        let out = run(|o| name_into(&s, style, o));
+        let out = written(|o| name_into(&s, style, o));
         prop_assert_eq!(chars(&out), chars(&s));
-        prop_assert_eq!(&out, &run(|o| name_into(&s, style, o)));
+        prop_assert_eq!(&out, &written(|o| name_into(&s, style, o)));
         if !s.is_empty() {
             prop_assert_ne!(&out, &s);
         }
@@ -179,9 +174,9 @@ proptest! {
 
     #[test]
     fn mask_email_keeps_at_most_one_local_character(s in text()) {
-        let out = run(|o| email_into(&s, o));
+        let out = written(|o| _ = MaskEmail::apply(&s, o));
         prop_assert_ne!(&out, &s);
-        prop_assert_eq!(&out, &run(|o| email_into(&s, o)));
+        prop_assert_eq!(&out, &written(|o| _ = MaskEmail::apply(&s, o)));
         let local = out.split("***").next().unwrap_or_default();
         prop_assert!(chars(local) <= 1, "{}", out);
         if let Some(at) = s.rfind('@') {
@@ -192,16 +187,16 @@ proptest! {
     #[test]
     fn mask_address_cn_keeps_a_prefix_without_numbers(a in address(), street in any::<bool>()) {
         let level = if street { Level::Street } else { Level::District };
-        let out = run(|o| address_into(&a, level, o));
+        let out = masked(&a, level);
         prop_assert_ne!(&out, &a);
-        prop_assert_eq!(&out, &run(|o| address_into(&a, level, o)));
+        prop_assert_eq!(&out, &masked(&a, level));
         let kept = kept_len(&a, level);
         prop_assert_eq!(&out[..kept], &a[..kept]);
         prop_assert_eq!(&out[kept..], "****");
         prop_assert!(!a[..kept].chars().any(char::is_numeric), "{}", out);
         prop_assert!(kept_len(&a, Level::District) <= kept_len(&a, Level::Street));
         // Masking a mask changes nothing.
-        prop_assert_eq!(&run(|o| address_into(&out, level, o)), &out);
+        prop_assert_eq!(&masked(&out, level), &out);
     }
 
     #[test]
@@ -210,19 +205,19 @@ proptest! {
         k2 in proptest::collection::vec(any::<u8>(), 0..80),
     ) {
         let (m1, m2) = (keyed(&k1).unwrap(), keyed(&k2).unwrap());
-        let t1 = run(|o| token_into(&m1, &s, o));
-        prop_assert_eq!(&t1, &run(|o| token_into(&m1, &s, o)));
+        let t1 = written(|o| token_into(&m1, &s, o));
+        prop_assert_eq!(&t1, &written(|o| token_into(&m1, &s, o)));
         prop_assert_eq!(t1.len(), 32);
         prop_assert!(t1.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
         prop_assert_ne!(&t1, &s);
         if k1 != k2 {
-            prop_assert_ne!(&t1, &run(|o| token_into(&m2, &s, o)));
+            prop_assert_ne!(&t1, &written(|o| token_into(&m2, &s, o)));
         }
     }
 
     #[test]
     fn mask_round_floors_into_the_step_below(x in any::<i64>(), step in 1i64..1_000_000_000) {
-        let f = crate::mask::round::MaskRoundFunc::new();
+        let f = crate::mask::round::MaskRound.udf();
         let out = crate::testing::invoke(
             &f,
             vec![crate::testing::lit(x.into()), crate::testing::lit(step.into())],
@@ -343,7 +338,7 @@ proptest! {
 
 #[test]
 fn the_sql_functions_agree_with_the_pure_transforms() -> datafusion::common::Result<()> {
-    use crate::domain_fns::point::test_support::{column, points};
+    use crate::domain_fns::coords::test_support::{column, points};
     let pts: Vec<(f64, f64)> = (0..50)
         .map(|i| (121.0 + f64::from(i) * 0.02, 30.8 + f64::from(i) * 0.02))
         .collect();
@@ -362,7 +357,7 @@ fn the_sql_functions_agree_with_the_pure_transforms() -> datafusion::common::Res
             .into_iter()
             .find(|u| u.name() == name)
             .expect("registered");
-        let out = crate::testing::invoke(udf.inner().as_ref(), vec![lon.clone(), lat.clone()])?;
+        let out = crate::testing::invoke(&udf, vec![lon.clone(), lat.clone()])?;
         let got = points(&out);
         for (g, p) in got.iter().zip(&pts) {
             assert_eq!(*g, Some(f(p.0, p.1)), "{name}");

@@ -7,7 +7,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl};
+use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 pub(crate) fn lit(value: ScalarValue) -> ColumnarValue {
@@ -20,11 +20,19 @@ pub(crate) fn arr(dt: &DataType, values: &[Option<&str>]) -> ColumnarValue {
     ColumnarValue::Array(cast(&strings, dt).expect("test array casts"))
 }
 
+/// What `write` writes into an empty string.
+pub(crate) fn written(write: impl FnOnce(&mut String)) -> String {
+    let mut out = String::new();
+    write(&mut out);
+    out
+}
+
+/// The string types a string function must accept.
+pub(crate) const STRING_TYPES: [DataType; 3] =
+    [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
+
 /// Calls `f` the way DataFusion's physical planner does.
-pub(crate) fn invoke(
-    f: &(impl ScalarUDFImpl + ?Sized),
-    args: Vec<ColumnarValue>,
-) -> Result<ColumnarValue> {
+pub(crate) fn invoke(f: &ScalarUDF, args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
     let arg_fields: Vec<_> = args
         .iter()
         .enumerate()
@@ -74,6 +82,41 @@ pub(crate) fn assert_strings(out: &ColumnarValue, expected: &[Option<&str>]) {
         .collect();
     let expected: Vec<Option<String>> = expected.iter().map(|e| e.map(str::to_owned)).collect();
     assert_eq!(got, expected);
+}
+
+/// Checks that `f` maps the column `inputs`, of each string type, to `expected` of the same
+/// type.
+#[track_caller]
+pub(crate) fn assert_maps_strings(
+    f: &ScalarUDF,
+    inputs: &[Option<&str>],
+    expected: &[Option<&str>],
+) {
+    assert_maps_strings_with(f, inputs, &[], expected);
+}
+
+/// [`assert_maps_strings`] with the constant arguments `params` after the column.
+#[track_caller]
+pub(crate) fn assert_maps_strings_with(
+    f: &ScalarUDF,
+    inputs: &[Option<&str>],
+    params: &[ColumnarValue],
+    expected: &[Option<&str>],
+) {
+    for dt in STRING_TYPES {
+        let mut args = vec![arr(&dt, inputs)];
+        args.extend_from_slice(params);
+        let out = invoke(f, args).expect("the call succeeds");
+        assert_eq!(out.data_type(), dt);
+        assert_strings(&out, expected);
+    }
+}
+
+/// Checks that `f(s, NULL)` is NULL: a NULL constant option makes every row NULL.
+#[track_caller]
+pub(crate) fn assert_null_option(f: &ScalarUDF, s: &str) {
+    let out = invoke(f, vec![lit(s.into()), lit(ScalarValue::Utf8(None))]);
+    assert_strings(&out.expect("the call succeeds"), &[None]);
 }
 
 /// The keys of the secret store of [`sql_value`]'s session: name and bytes.

@@ -1,14 +1,12 @@
 //! `mask_address_cn(s, level)`: a Chinese address cut after its district or its street / town.
 
-use std::sync::LazyLock;
-
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_STRING;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, Signature, Volatility,
 };
 
+use crate::function::Function;
 use crate::kernel::{self, args, string};
 
 /// What stands for the hidden rest, whatever its length: the length of the house number,
@@ -216,26 +214,42 @@ pub(crate) fn address_parts(s: &str, level: Level) -> [&str; 2] {
     [&s[..kept_len(s, level)], HIDDEN]
 }
 
-/// Writes `s` masked as an address: the part kept at `level`, then `****`.
+/// `s` masked as an address: the part kept at `level`, then `****`.
 #[cfg(test)]
-pub(crate) fn address_into(s: &str, level: Level, out: &mut String) {
-    address_parts(s, level)
-        .iter()
-        .for_each(|part| out.push_str(part));
+pub(crate) fn masked(s: &str, level: Level) -> String {
+    address_parts(s, level).concat()
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_STRING,
-        "Masks a Chinese address, keeping it up to the county-level division (level \
-         'district': province, city and district, 上海市黄浦区) or one unit further (level \
-         'street': the subdistrict, town or road, 上海市黄浦区南京东路), then `****` whatever \
-         the length of the rest. An address whose division is not recognised becomes \
-         `****`. The result has the input's string type; NULL in gives NULL out.",
-        "mask_address_cn(str, level)",
-    )
-    .with_sql_example(
-        r#"```sql
+/// `mask_address_cn(s, level)`.
+pub(crate) struct MaskAddressCn;
+
+impl Function for MaskAddressCn {
+    const NAME: &'static str = "mask_address_cn";
+
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let level = match kernel::str_param(Self::NAME, "level", &args.args[1])? {
+            Some(level) => Level::parse(Self::NAME, level)?,
+            None => return kernel::all_null(args.return_field.data_type()),
+        };
+        kernel::map_string_parts(Self::NAME, &args.args[0], |s| address_parts(s, level))
+    }
+
+    fn signature() -> Signature {
+        Signature::one_of(vec![args(vec![string(), string()])], Volatility::Immutable)
+    }
+
+    fn doc() -> Documentation {
+        Documentation::builder(
+            DOC_SECTION_STRING,
+            "Masks a Chinese address, keeping it up to the county-level division (level \
+             'district': province, city and district, 上海市黄浦区) or one unit further (level \
+             'street': the subdistrict, town or road, 上海市黄浦区南京东路), then `****` whatever \
+             the length of the rest. An address whose division is not recognised becomes \
+             `****`. The result has the input's string type; NULL in gives NULL out.",
+            "mask_address_cn(str, level)",
+        )
+        .with_sql_example(
+            r#"```sql
 > SELECT mask_address_cn('上海市黄浦区南京东路100号5楼', 'district');
 +--------------------------------------------------------------------+
 | mask_address_cn(Utf8("上海市黄浦区南京东路100号5楼"),Utf8("district")) |
@@ -245,73 +259,18 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 > SELECT mask_address_cn('上海市浦东新区张江镇祖冲之路100号', 'street');
 -- 上海市浦东新区张江镇****
 ```"#,
-    )
-    .with_standard_argument("str", Some("String"))
-    .with_argument("level", "'district' or 'street', a constant.")
-    .build()
-});
-
-/// `mask_address_cn(s, level)`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct MaskAddressCnFunc {
-    signature: Signature,
-}
-
-impl Default for MaskAddressCnFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MaskAddressCnFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::one_of(
-                vec![args(vec![string(), string()])],
-                Volatility::Immutable,
-            ),
-        }
-    }
-}
-
-impl ScalarUDFImpl for MaskAddressCnFunc {
-    fn name(&self) -> &str {
-        "mask_address_cn"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        kernel::same_string_type(self.name(), arg_types)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let level = match kernel::str_param(name, "level", &args.args[1])? {
-            Some(level) => Level::parse(name, level)?,
-            None => return kernel::all_null(args.return_field.data_type()),
-        };
-        kernel::map_string_parts(name, &args.args[0], |s| address_parts(s, level))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+        )
+        .with_standard_argument("str", Some("String"))
+        .with_argument("level", "'district' or 'street', a constant.")
+        .build()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{arr, assert_strings, invoke, lit, sql_value};
-    use datafusion::common::ScalarValue;
-
-    fn masked(s: &str, level: Level) -> String {
-        let mut out = String::new();
-        address_into(s, level, &mut out);
-        out
-    }
+    use crate::testing::{assert_maps_strings_with, assert_null_option};
+    use crate::testing::{assert_strings, invoke, lit};
 
     #[test]
     fn shanghai_addresses_at_both_levels() {
@@ -575,51 +534,21 @@ mod tests {
 
     #[test]
     fn every_string_type_scalar_and_null() -> Result<()> {
-        let f = MaskAddressCnFunc::new();
-        for dt in [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View] {
-            let input = arr(&dt, &[Some("上海市黄浦区南京东路100号"), None, Some("")]);
-            let out = invoke(&f, vec![input, lit("street".into())])?;
-            assert_eq!(out.data_type(), dt);
-            assert_strings(
-                &out,
-                &[Some("上海市黄浦区南京东路****"), None, Some("****")],
-            );
-        }
+        assert_maps_strings_with(
+            &MaskAddressCn.udf(),
+            &[Some("上海市黄浦区南京东路100号"), None, Some("")],
+            &[lit("street".into())],
+            &[Some("上海市黄浦区南京东路****"), None, Some("****")],
+        );
         let out = invoke(
-            &f,
+            &MaskAddressCn.udf(),
             vec![
                 lit("上海市黄浦区南京东路100号".into()),
                 lit("district".into()),
             ],
         )?;
         assert_strings(&out, &[Some("上海市黄浦区****")]);
-        let out = invoke(
-            &f,
-            vec![lit("上海市黄浦区".into()), lit(ScalarValue::Utf8(None))],
-        )?;
-        assert_strings(&out, &[None]);
-        Ok(())
-    }
-
-    #[test]
-    fn unknown_level_is_an_error() {
-        let err = invoke(
-            &MaskAddressCnFunc::new(),
-            vec![lit("上海市".into()), lit("city".into())],
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("unknown level \"city\""), "{err}");
-    }
-
-    #[tokio::test]
-    async fn sql_masks_an_address() -> Result<()> {
-        let got =
-            sql_value("SELECT mask_address_cn('上海市黄浦区南京东路100号5楼', 'district')").await?;
-        assert_eq!(got, "上海市黄浦区****");
-        let err = sql_value("SELECT mask_address_cn('上海市')")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("mask_address_cn"), "{err}");
+        assert_null_option(&MaskAddressCn.udf(), "上海市黄浦区");
         Ok(())
     }
 }

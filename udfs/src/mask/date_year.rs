@@ -1,7 +1,5 @@
 //! `mask_date_year(d)`: a date or timestamp generalised to the first day of its year.
 
-use std::sync::LazyLock;
-
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray, temporal_conversions};
 use datafusion::arrow::datatypes::{
@@ -11,10 +9,11 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_DATETIME;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, Signature, Volatility,
 };
 
 use crate::domain::year_start_days;
+use crate::function::Function;
 use crate::kernel;
 
 const SECS_PER_DAY: i64 = 86_400;
@@ -102,61 +101,21 @@ fn year_start(array: &ArrayRef) -> Result<ArrayRef> {
     Ok(out)
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_DATETIME,
-        "Generalises a date or timestamp to 1 January of its year (00:00 for a timestamp, in \
-         its own time zone when it has one), keeping its type: Date32, Date64 and timestamps \
-         of every unit and zone. A string is read as a date. NULL in gives NULL out; a value \
-         whose 1 January lies outside its type's range gives NULL.",
-        "mask_date_year(expression)",
-    )
-    .with_sql_example(
-        r#"```sql
-> SELECT mask_date_year('1985-03-12');
-+-------------------------------------+
-| mask_date_year(Utf8("1985-03-12"))  |
-+-------------------------------------+
-| 1985-01-01                          |
-+-------------------------------------+
-> SELECT mask_date_year(TIMESTAMP '2001-02-28 10:11:12');
--- 2001-01-01T00:00:00
-```"#,
-    )
-    .with_argument("expression", "A date or timestamp.")
-    .build()
-});
-
 /// `mask_date_year(d)`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct MaskDateYearFunc {
-    signature: Signature,
-}
+pub(crate) struct MaskDateYear;
 
-impl Default for MaskDateYearFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl Function for MaskDateYear {
+    const NAME: &'static str = "mask_date_year";
 
-impl MaskDateYearFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for MaskDateYearFunc {
-    fn name(&self) -> &str {
-        "mask_date_year"
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        kernel::on_arrays(&args.args, |arrays| year_start(&arrays[0]))
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
+    fn signature() -> Signature {
+        Signature::user_defined(Volatility::Immutable)
     }
 
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
             [dt @ (DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _))] => {
                 Ok(vec![dt.clone()])
@@ -171,19 +130,33 @@ impl ScalarUDFImpl for MaskDateYearFunc {
         }
     }
 
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match arg_types {
-            [dt] => Ok(dt.clone()),
-            other => plan_err!("mask_date_year expects one argument, got {}", other.len()),
-        }
+    fn return_type(arg_types: &[DataType]) -> Result<DataType> {
+        kernel::type_of_only_argument(Self::NAME, arg_types)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        kernel::on_arrays(&args.args, |arrays| year_start(&arrays[0]))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+    fn doc() -> Documentation {
+        Documentation::builder(
+            DOC_SECTION_DATETIME,
+            "Generalises a date or timestamp to 1 January of its year (00:00 for a timestamp, in \
+             its own time zone when it has one), keeping its type: Date32, Date64 and timestamps \
+             of every unit and zone. A string is read as a date. NULL in gives NULL out; a value \
+             whose 1 January lies outside its type's range gives NULL.",
+            "mask_date_year(expression)",
+        )
+        .with_sql_example(
+            r#"```sql
+> SELECT mask_date_year('1985-03-12');
++-------------------------------------+
+| mask_date_year(Utf8("1985-03-12"))  |
++-------------------------------------+
+| 1985-01-01                          |
++-------------------------------------+
+> SELECT mask_date_year(TIMESTAMP '2001-02-28 10:11:12');
+-- 2001-01-01T00:00:00
+```"#,
+        )
+        .with_argument("expression", "A date or timestamp.")
+        .build()
     }
 }
 
@@ -191,7 +164,7 @@ impl ScalarUDFImpl for MaskDateYearFunc {
 mod tests {
     use super::*;
     use crate::domain::days_from_civil;
-    use crate::testing::{invoke, lit, sql_value, values};
+    use crate::testing::{invoke, lit, values};
     use datafusion::arrow::array::{Date64Array, TimestampMicrosecondArray};
     use datafusion::common::ScalarValue;
     use std::sync::Arc;
@@ -202,7 +175,6 @@ mod tests {
 
     #[test]
     fn dates_become_the_first_of_january() -> Result<()> {
-        let f = MaskDateYearFunc::new();
         let input = ColumnarValue::Array(Arc::new(PrimitiveArray::<Date32Type>::from(vec![
             Some(day(1985, 3, 12)),
             None,
@@ -211,9 +183,9 @@ mod tests {
             Some(day(2024, 1, 1)),
             Some(i32::MIN),
         ])));
-        let out = invoke(&f, vec![input])?;
+        let out = invoke(&MaskDateYear.udf(), vec![input])?;
         assert_eq!(out.data_type(), DataType::Date32);
-        let expected: Vec<_> = [
+        let expected = [
             Some(day(1985, 1, 1)),
             None,
             Some(day(2000, 1, 1)),
@@ -221,22 +193,19 @@ mod tests {
             Some(day(2024, 1, 1)),
             None,
         ]
-        .into_iter()
-        .map(ScalarValue::Date32)
-        .collect();
+        .map(ScalarValue::Date32);
         assert_eq!(values(&out), expected);
         Ok(())
     }
 
     #[test]
     fn date64_and_scalars_keep_their_type() -> Result<()> {
-        let f = MaskDateYearFunc::new();
         let ms = |d: i32| i64::from(d) * 86_400_000;
         let input = ColumnarValue::Array(Arc::new(Date64Array::from(vec![
             Some(ms(day(1990, 7, 1)) + 3_600_000),
             None,
         ])));
-        let out = invoke(&f, vec![input])?;
+        let out = invoke(&MaskDateYear.udf(), vec![input])?;
         assert_eq!(
             values(&out),
             [
@@ -244,7 +213,10 @@ mod tests {
                 ScalarValue::Date64(None)
             ]
         );
-        let out = invoke(&f, vec![lit(ScalarValue::Date32(Some(day(2017, 4, 1))))])?;
+        let out = invoke(
+            &MaskDateYear.udf(),
+            vec![lit(ScalarValue::Date32(Some(day(2017, 4, 1))))],
+        )?;
         let ColumnarValue::Scalar(ScalarValue::Date32(Some(d))) = out else {
             panic!("expected a Date32 scalar, got {out:?}");
         };
@@ -254,7 +226,6 @@ mod tests {
 
     #[test]
     fn timestamps_of_every_unit_keep_unit_and_zone() -> Result<()> {
-        let f = MaskDateYearFunc::new();
         let secs = i64::from(day(2010, 3, 20)) * 86_400 + 13 * 3600 + 5;
         let jan1 = i64::from(day(2010, 1, 1)) * 86_400;
         let cases = [
@@ -270,7 +241,7 @@ mod tests {
             ScalarValue::TimestampNanosecond(Some(jan1 * 1_000_000_000), Some("+00:00".into())),
         ];
         for (input, want) in cases.into_iter().zip(expected) {
-            let out = invoke(&f, vec![lit(input)])?;
+            let out = invoke(&MaskDateYear.udf(), vec![lit(input)])?;
             assert_eq!(values(&out), [want]);
         }
         Ok(())
@@ -278,7 +249,6 @@ mod tests {
 
     #[test]
     fn zoned_timestamps_use_their_local_year() -> Result<()> {
-        let f = MaskDateYearFunc::new();
         // 2020-12-31 20:00 UTC is already 2021 in Shanghai: its year starts at
         // 2021-01-01 00:00 +08:00, i.e. 2020-12-31 16:00 UTC.
         let utc = i64::from(day(2020, 12, 31)) * 86_400 + 20 * 3600;
@@ -288,7 +258,10 @@ mod tests {
         let ny_2021 = i64::from(day(2021, 1, 1)) * 86_400 + 5 * 3600;
         let input = TimestampMicrosecondArray::from(vec![Some(utc * 1_000_000), None])
             .with_timezone("Asia/Shanghai");
-        let out = invoke(&f, vec![ColumnarValue::Array(Arc::new(input))])?;
+        let out = invoke(
+            &MaskDateYear.udf(),
+            vec![ColumnarValue::Array(Arc::new(input))],
+        )?;
         let zone = Some(Arc::from("Asia/Shanghai"));
         assert_eq!(
             values(&out),
@@ -298,7 +271,7 @@ mod tests {
             ]
         );
         let out = invoke(
-            &f,
+            &MaskDateYear.udf(),
             vec![lit(ScalarValue::TimestampSecond(
                 Some(ny_july),
                 Some("America/New_York".into()),
@@ -316,14 +289,13 @@ mod tests {
 
     #[test]
     fn out_of_range_years_are_null_not_panics() -> Result<()> {
-        let f = MaskDateYearFunc::new();
         let out = invoke(
-            &f,
+            &MaskDateYear.udf(),
             vec![lit(ScalarValue::TimestampNanosecond(Some(i64::MIN), None))],
         )?;
         assert_eq!(values(&out), [ScalarValue::TimestampNanosecond(None, None)]);
         let out = invoke(
-            &f,
+            &MaskDateYear.udf(),
             vec![lit(ScalarValue::TimestampSecond(
                 Some(i64::MAX),
                 Some("Asia/Shanghai".into()),
@@ -336,32 +308,6 @@ mod tests {
                 Some("Asia/Shanghai".into())
             )]
         );
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn sql_generalises_dates_and_refuses_other_types() -> Result<()> {
-        assert_eq!(
-            sql_value("SELECT mask_date_year(DATE '1985-03-12')").await?,
-            "1985-01-01"
-        );
-        assert_eq!(
-            sql_value("SELECT mask_date_year('1985-03-12')").await?,
-            "1985-01-01"
-        );
-        assert_eq!(
-            sql_value("SELECT CAST(mask_date_year(TIMESTAMP '2001-02-28 10:11:12') AS VARCHAR)")
-                .await?,
-            "2001-01-01T00:00:00"
-        );
-        assert_eq!(sql_value("SELECT mask_date_year(NULL)").await?, "NULL");
-        for sql in [
-            "SELECT mask_date_year(42)",
-            "SELECT mask_date_year(DATE '1985-03-12', 1)",
-        ] {
-            let err = sql_value(sql).await.unwrap_err().to_string();
-            assert!(err.contains("mask_date_year"), "{sql}: {err}");
-        }
         Ok(())
     }
 }

@@ -4,13 +4,11 @@
 //! gives NULL out. `mask_date_year`, `mask_round` and `mask_null` generalise or drop values
 //! of other types; `mask_token` replaces a value by a keyed token.
 
-pub mod address_cn;
-pub mod date_year;
-pub mod email;
-pub mod id_card;
-pub mod keep;
-pub mod name_cn;
-pub mod null;
-pub mod phone;
-pub mod round;
+pub(crate) mod address_cn;
+pub(crate) mod date_year;
+pub(crate) mod email;
+pub(crate) mod keep;
+pub(crate) mod name_cn;
+pub(crate) mod null;
+pub(crate) mod round;
 pub mod token;

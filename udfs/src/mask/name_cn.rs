@@ -2,14 +2,12 @@
 
 use std::sync::LazyLock;
 
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_STRING;
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, Signature};
 
-use crate::kernel::{self, args, string};
+use crate::function::Function;
+use crate::kernel;
 
 /// Two-character surnames, kept whole (simplified and traditional forms).
 const COMPOUND_SURNAMES: &[&str] = &[
@@ -98,18 +96,46 @@ pub(crate) fn name_into(s: &str, style: Style, out: &mut String) {
     }
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_STRING,
-        "Masks a Chinese personal name, one `*` per hidden character. Style 'surname' \
-         (default) keeps the surname (张**); 'first_last' also keeps the last character \
-         (张*丰) when at least one character stays hidden. Compound surnames (欧阳, 司马, \
-         诸葛, …) are kept whole; a name with a middle dot (·) keeps its first character only; \
-         a one-character name is masked entirely.",
-        "mask_name_cn(str[, style])",
-    )
-    .with_sql_example(
-        r#"```sql
+/// `s` masked as a Chinese name in `style`.
+#[cfg(test)]
+fn masked(s: &str, style: Style) -> String {
+    crate::testing::written(|out| name_into(s, style, out))
+}
+
+/// `mask_name_cn(s [, style])`.
+pub(crate) struct MaskNameCn;
+
+impl Function for MaskNameCn {
+    const NAME: &'static str = "mask_name_cn";
+
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let style = |style| Style::parse(Self::NAME, style);
+        let Some(style) = kernel::option(Self::NAME, "style", args.args.get(1), "surname", style)?
+        else {
+            return kernel::all_null(args.return_field.data_type());
+        };
+        kernel::map_strings(Self::NAME, &args.args[0], |s, out| {
+            name_into(s, style, out);
+            true
+        })
+    }
+
+    fn signature() -> Signature {
+        kernel::string_and_option()
+    }
+
+    fn doc() -> Documentation {
+        Documentation::builder(
+            DOC_SECTION_STRING,
+            "Masks a Chinese personal name, one `*` per hidden character. Style 'surname' \
+             (default) keeps the surname (张**); 'first_last' also keeps the last character \
+             (张*丰) when at least one character stays hidden. Compound surnames (欧阳, 司马, \
+             诸葛, …) are kept whole; a name with a middle dot (·) keeps its first character only; \
+             a one-character name is masked entirely.",
+            "mask_name_cn(str[, style])",
+        )
+        .with_sql_example(
+            r#"```sql
 > SELECT mask_name_cn('张三丰'), mask_name_cn('欧阳娜娜', 'first_last');
 +-----------------------------+-------------------------------------------------+
 | mask_name_cn(Utf8("张三丰")) | mask_name_cn(Utf8("欧阳娜娜"),Utf8("first_last")) |
@@ -117,65 +143,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 | 张**                         | 欧阳*娜                                          |
 +-----------------------------+-------------------------------------------------+
 ```"#,
-    )
-    .with_standard_argument("str", Some("String"))
-    .with_argument("style", "'surname' (default) or 'first_last', a constant.")
-    .build()
-});
-
-/// `mask_name_cn(s [, style])`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct MaskNameCnFunc {
-    signature: Signature,
-}
-
-impl Default for MaskNameCnFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MaskNameCnFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::one_of(
-                vec![args(vec![string()]), args(vec![string(), string()])],
-                Volatility::Immutable,
-            ),
-        }
-    }
-}
-
-impl ScalarUDFImpl for MaskNameCnFunc {
-    fn name(&self) -> &str {
-        "mask_name_cn"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        kernel::same_string_type(self.name(), arg_types)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let style = match args.args.get(1) {
-            None => Style::Surname,
-            Some(arg) => match kernel::str_param(name, "style", arg)? {
-                Some(style) => Style::parse(name, style)?,
-                None => return kernel::all_null(args.return_field.data_type()),
-            },
-        };
-        kernel::map_strings(name, &args.args[0], |s, out| {
-            name_into(s, style, out);
-            true
-        })
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+        )
+        .with_standard_argument("str", Some("String"))
+        .with_argument("style", "'surname' (default) or 'first_last', a constant.")
+        .build()
     }
 }
 
@@ -183,14 +154,8 @@ impl ScalarUDFImpl for MaskNameCnFunc {
 mod tests {
     use super::*;
     use crate::domain::test_vectors::{cases, str_field};
-    use crate::testing::{arr, assert_strings, invoke, lit, sql_value};
-    use datafusion::common::ScalarValue;
-
-    fn masked(s: &str, style: Style) -> String {
-        let mut out = String::new();
-        name_into(s, style, &mut out);
-        out
-    }
+    use crate::testing::{assert_maps_strings_with, assert_null_option};
+    use crate::testing::{assert_strings, invoke, lit};
 
     #[test]
     fn masks_the_compound_aware_name_vectors() {
@@ -232,35 +197,13 @@ mod tests {
 
     #[test]
     fn every_string_type_scalar_and_null() -> Result<()> {
-        let f = MaskNameCnFunc::new();
-        for dt in [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View] {
-            let input = arr(&dt, &[Some("张三丰"), None, Some("欧阳娜娜")]);
-            let out = invoke(&f, vec![input, lit("first_last".into())])?;
-            assert_eq!(out.data_type(), dt);
-            assert_strings(&out, &[Some("张*丰"), None, Some("欧阳*娜")]);
-        }
-        let out = invoke(&f, vec![lit("段正淳".into())])?;
+        let inputs = [Some("张三丰"), None, Some("欧阳娜娜")];
+        let style = [lit("first_last".into())];
+        let expected = [Some("张*丰"), None, Some("欧阳*娜")];
+        assert_maps_strings_with(&MaskNameCn.udf(), &inputs, &style, &expected);
+        let out = invoke(&MaskNameCn.udf(), vec![lit("段正淳".into())])?;
         assert_strings(&out, &[Some("段**")]);
-        let out = invoke(&f, vec![lit("段正淳".into()), lit(ScalarValue::Utf8(None))])?;
-        assert_strings(&out, &[None]);
-        Ok(())
-    }
-
-    #[test]
-    fn unknown_style_is_an_error() {
-        let err = invoke(
-            &MaskNameCnFunc::new(),
-            vec![lit("张三".into()), lit("full".into())],
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("unknown style \"full\""), "{err}");
-    }
-
-    #[tokio::test]
-    async fn sql_masks_a_name() -> Result<()> {
-        assert_eq!(sql_value("SELECT mask_name_cn('张三丰')").await?, "张**");
-        let got = sql_value("SELECT mask_name_cn('欧阳娜娜', 'first_last')").await?;
-        assert_eq!(got, "欧阳*娜");
+        assert_null_option(&MaskNameCn.udf(), "段正淳");
         Ok(())
     }
 }

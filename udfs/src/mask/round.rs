@@ -1,7 +1,7 @@
 //! `mask_round(x, step)`: a number floored to a multiple of `step` (incomes, capital,
 //! coordinates to a grid).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, ArrowNativeTypeOp, AsArray};
 use datafusion::arrow::datatypes::{
@@ -12,9 +12,10 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_MATH;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, Signature, Volatility,
 };
 
+use crate::function::Function;
 use crate::kernel;
 
 /// Arrow's half-precision float (not re-exported under its own name).
@@ -154,60 +155,24 @@ fn floor_array(x: &ArrayRef, shown: &ScalarValue) -> Result<ArrayRef> {
     }
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_MATH,
-        "Floors a number to a multiple of `step` (towards negative infinity: -1234 to a step \
-         of 1000 gives -2000), keeping its type: integers, floats and decimals. `step` is a \
-         positive constant, exactly representable in the number's type for integers and \
-         decimals. NULL in gives NULL out; a result outside the type's range gives NULL.",
-        "mask_round(expression, step)",
-    )
-    .with_sql_example(
-        r#"```sql
-> SELECT mask_round(123456, 10000), mask_round(121.4737, 0.01);
-+-------------------------------------------+-----------------------------------------------+
-| mask_round(Int64(123456),Int64(10000))    | mask_round(Float64(121.4737),Float64(0.01))   |
-+-------------------------------------------+-----------------------------------------------+
-| 120000                                    | 121.47                                        |
-+-------------------------------------------+-----------------------------------------------+
-```"#,
-    )
-    .with_argument("expression", "An integer, float or decimal.")
-    .with_argument("step", "The grid size, a positive constant.")
-    .build()
-});
-
 /// `mask_round(x, step)`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct MaskRoundFunc {
-    signature: Signature,
-}
+pub(crate) struct MaskRound;
 
-impl Default for MaskRoundFunc {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl Function for MaskRound {
+    const NAME: &'static str = "mask_round";
 
-impl MaskRoundFunc {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for MaskRoundFunc {
-    fn name(&self) -> &str {
-        "mask_round"
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(step) = kernel::constant(Self::NAME, "step", &args.args[1])? else {
+            return kernel::all_null(args.return_field.data_type());
+        };
+        kernel::on_arrays(&args.args[..1], |arrays| floor_array(&arrays[0], step))
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
+    fn signature() -> Signature {
+        Signature::user_defined(Volatility::Immutable)
     }
 
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let numeric = |dt: &DataType| dt.is_numeric() || dt.is_null();
         match arg_types {
             [x, step] if numeric(x) && numeric(step) => {
@@ -225,29 +190,42 @@ impl ScalarUDFImpl for MaskRoundFunc {
         }
     }
 
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(arg_types: &[DataType]) -> Result<DataType> {
         match arg_types.first() {
             Some(dt) => Ok(dt.clone()),
             None => plan_err!("mask_round expects two arguments"),
         }
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let Some(step) = kernel::constant(self.name(), "step", &args.args[1])? else {
-            return kernel::all_null(args.return_field.data_type());
-        };
-        kernel::on_arrays(&args.args[..1], |arrays| floor_array(&arrays[0], step))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+    fn doc() -> Documentation {
+        Documentation::builder(
+            DOC_SECTION_MATH,
+            "Floors a number to a multiple of `step` (towards negative infinity: -1234 to a step \
+             of 1000 gives -2000), keeping its type: integers, floats and decimals. `step` is a \
+             positive constant, exactly representable in the number's type for integers and \
+             decimals. NULL in gives NULL out; a result outside the type's range gives NULL.",
+            "mask_round(expression, step)",
+        )
+        .with_sql_example(
+            r#"```sql
+> SELECT mask_round(123456, 10000), mask_round(121.4737, 0.01);
++-------------------------------------------+-----------------------------------------------+
+| mask_round(Int64(123456),Int64(10000))    | mask_round(Float64(121.4737),Float64(0.01))   |
++-------------------------------------------+-----------------------------------------------+
+| 120000                                    | 121.47                                        |
++-------------------------------------------+-----------------------------------------------+
+```"#,
+        )
+        .with_argument("expression", "An integer, float or decimal.")
+        .with_argument("step", "The grid size, a positive constant.")
+        .build()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{invoke, lit, sql_value, values};
+    use crate::testing::{invoke, lit, values};
     use datafusion::arrow::array::{
         Decimal128Array, Float32Array, Float64Array, Int8Array, Int64Array, UInt32Array,
     };
@@ -256,10 +234,17 @@ mod tests {
         ColumnarValue::Array(Arc::new(a))
     }
 
+    /// `mask_round(x, step)` over the column `x`.
+    fn floored(
+        x: impl datafusion::arrow::array::Array + 'static,
+        step: impl Into<ScalarValue>,
+    ) -> Result<ColumnarValue> {
+        invoke(&MaskRound.udf(), vec![array(x), lit(step.into())])
+    }
+
     #[test]
     fn integers_floor_towards_negative_infinity() -> Result<()> {
-        let f = MaskRoundFunc::new();
-        let input = array(Int64Array::from(vec![
+        let input = Int64Array::from(vec![
             Some(123_456),
             Some(-1234),
             None,
@@ -267,10 +252,10 @@ mod tests {
             Some(-1000),
             Some(i64::MIN),
             Some(i64::MAX),
-        ]));
-        let out = invoke(&f, vec![input, lit(1000i64.into())])?;
+        ]);
+        let out = floored(input, 1000i64)?;
         assert_eq!(out.data_type(), DataType::Int64);
-        let expected: Vec<_> = [
+        let expected = [
             Some(123_000),
             Some(-2000),
             None,
@@ -279,23 +264,14 @@ mod tests {
             None,
             Some(9_223_372_036_854_775_000),
         ]
-        .into_iter()
-        .map(ScalarValue::Int64)
-        .collect();
+        .map(ScalarValue::Int64);
         assert_eq!(values(&out), expected);
         Ok(())
     }
 
     #[test]
     fn small_and_unsigned_integers_keep_their_type() -> Result<()> {
-        let f = MaskRoundFunc::new();
-        let out = invoke(
-            &f,
-            vec![
-                array(Int8Array::from(vec![-128, 127, -1])),
-                lit(10i64.into()),
-            ],
-        )?;
+        let out = floored(Int8Array::from(vec![-128, 127, -1]), 10i64)?;
         assert_eq!(
             values(&out),
             [
@@ -304,44 +280,23 @@ mod tests {
                 ScalarValue::Int8(Some(-10))
             ]
         );
-        let out = invoke(
-            &f,
-            vec![
-                array(UInt32Array::from(vec![4_294_967_295])),
-                lit(7i64.into()),
-            ],
-        )?;
+        let out = floored(UInt32Array::from(vec![4_294_967_295]), 7i64)?;
         assert_eq!(values(&out), [ScalarValue::UInt32(Some(4_294_967_292))]);
         Ok(())
     }
 
     #[test]
     fn floats_and_decimals_floor_to_the_grid() -> Result<()> {
-        let f = MaskRoundFunc::new();
-        let out = invoke(
-            &f,
-            vec![
-                array(Float64Array::from(vec![
-                    Some(121.4737),
-                    Some(-0.25),
-                    Some(f64::NAN),
-                    None,
-                ])),
-                lit(0.5f64.into()),
-            ],
+        let out = floored(
+            Float64Array::from(vec![Some(121.4737), Some(-0.25), Some(f64::NAN), None]),
+            0.5f64,
         )?;
         let got = values(&out);
         assert_eq!(got[0], ScalarValue::Float64(Some(121.0)));
         assert_eq!(got[1], ScalarValue::Float64(Some(-0.5)));
         assert!(matches!(got[2], ScalarValue::Float64(Some(v)) if v.is_nan()));
         assert_eq!(got[3], ScalarValue::Float64(None));
-        let out = invoke(
-            &f,
-            vec![
-                array(Float32Array::from(vec![31.2304f32])),
-                lit(0.1f64.into()),
-            ],
-        )?;
+        let out = floored(Float32Array::from(vec![31.2304f32]), 0.1f64)?;
         let ScalarValue::Float32(Some(v)) = values(&out)[0] else {
             panic!("a Float32");
         };
@@ -349,7 +304,7 @@ mod tests {
         // DECIMAL(7, 2): 12345.67 and -0.01 to a step of 100; -99999.99 floors out of range.
         let dec = Decimal128Array::from(vec![Some(1_234_567), Some(-1), Some(-9_999_999)])
             .with_precision_and_scale(7, 2)?;
-        let out = invoke(&f, vec![array(dec), lit(100i64.into())])?;
+        let out = floored(dec, 100i64)?;
         assert_eq!(out.data_type(), DataType::Decimal128(7, 2));
         assert_eq!(
             values(&out),
@@ -364,62 +319,43 @@ mod tests {
 
     #[test]
     fn bad_steps_are_errors_not_panics() {
-        let f = MaskRoundFunc::new();
         let ints = || array(Int64Array::from(vec![5]));
         for (step, message) in [
             (ScalarValue::Int64(Some(0)), "step must be positive"),
             (ScalarValue::Int64(Some(-10)), "step must be positive"),
             (ScalarValue::Float64(Some(0.5)), "not exactly representable"),
         ] {
-            let err = invoke(&f, vec![ints(), lit(step)]).unwrap_err().to_string();
+            let err = invoke(&MaskRound.udf(), vec![ints(), lit(step)])
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(message), "{err}");
         }
-        let err = invoke(
-            &f,
-            vec![array(Int8Array::from(vec![1])), lit(1000i64.into())],
-        )
-        .unwrap_err();
+        let err = floored(Int8Array::from(vec![1]), 1000i64).unwrap_err();
         assert!(err.to_string().contains("does not fit"), "{err}");
         for step in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let floats = array(Float64Array::from(vec![1.0]));
-            let err = invoke(&f, vec![floats, lit(step.into())]).unwrap_err();
+            let err = invoke(&MaskRound.udf(), vec![floats, lit(step.into())]).unwrap_err();
             assert!(err.to_string().contains("positive and finite"), "{err}");
         }
-        let err = invoke(&f, vec![ints(), ints()]).unwrap_err();
+        let err = invoke(&MaskRound.udf(), vec![ints(), ints()]).unwrap_err();
         assert!(err.to_string().contains("step must be a constant"), "{err}");
     }
 
     #[test]
     fn scalar_in_scalar_out_and_null_step_gives_null() -> Result<()> {
-        let f = MaskRoundFunc::new();
-        let out = invoke(&f, vec![lit(1999i32.into()), lit(1000i64.into())])?;
+        let out = invoke(
+            &MaskRound.udf(),
+            vec![lit(1999i32.into()), lit(1000i64.into())],
+        )?;
         assert!(matches!(
             out,
             ColumnarValue::Scalar(ScalarValue::Int32(Some(1000)))
         ));
-        let out = invoke(&f, vec![lit(1999i32.into()), lit(ScalarValue::Int64(None))])?;
+        let out = invoke(
+            &MaskRound.udf(),
+            vec![lit(1999i32.into()), lit(ScalarValue::Int64(None))],
+        )?;
         assert_eq!(values(&out), [ScalarValue::Int32(None)]);
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn sql_floors_and_refuses_text() -> Result<()> {
-        assert_eq!(
-            sql_value("SELECT mask_round(123456, 10000)").await?,
-            "120000"
-        );
-        assert_eq!(
-            sql_value("SELECT mask_round(CAST(8765.43 AS DECIMAL(10, 2)), 1000)").await?,
-            "8000.00"
-        );
-        for sql in [
-            "SELECT mask_round('abc', 10)",
-            "SELECT mask_round(5)",
-            "SELECT mask_round(5, 'x')",
-        ] {
-            let err = sql_value(sql).await.unwrap_err().to_string();
-            assert!(err.contains("mask_round"), "{sql}: {err}");
-        }
         Ok(())
     }
 }

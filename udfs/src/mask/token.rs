@@ -5,18 +5,17 @@
 //! sees key bytes. The function carries secrets, so only policies may call it
 //! ([`crate::POLICY_ONLY`]).
 
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err, internal_err};
 use datafusion::logical_expr::scalar_doc_sections::DOC_SECTION_STRING;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, Signature, Volatility,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::function::Function;
 use crate::kernel::{self, args, string};
 use crate::secrets::SecretStore;
 
@@ -47,87 +46,22 @@ pub(crate) fn keyed(key: &[u8]) -> Result<HmacSha256> {
     }
 }
 
-static DOC: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        DOC_SECTION_STRING,
-        "A keyed token of a string: the first 16 bytes of HMAC-SHA256 over its UTF-8 bytes, \
-         as 32 lower-case hex characters. Deterministic for one key, so bureaus can join on \
-         it; different for different keys; not reversible and, unlike a plain hash, not \
-         guessable without the key. The key is named, never written in SQL: `key_name` must \
-         be a key configured in the server's secret store. Only access policies may call \
-         this function. The result has the input's string type; NULL in gives NULL out.",
-        "mask_token(str, key_name)",
-    )
-    .with_sql_example(
-        r#"```sql
--- In a masking policy of the security catalog, with key 'bureau_join' configured:
-> SELECT mask_token(id_number, 'bureau_join') FROM residents LIMIT 1;
-+-------------------------------------------------------+
-| mask_token(residents.id_number,Utf8("bureau_join"))   |
-+-------------------------------------------------------+
-| 3f0c5e8a9b1d2c4e6f708192a3b4c5d6                      |
-+-------------------------------------------------------+
-```"#,
-    )
-    .with_standard_argument("str", Some("String"))
-    .with_argument(
-        "key_name",
-        "Name of a key in the server's secret store, a constant string.",
-    )
-    .build()
-});
-
-/// `mask_token(s, key_name)`.
-#[derive(Debug)]
-pub struct MaskTokenFunc {
-    signature: Signature,
+/// `mask_token(s, key_name)`, reading its keys from `secrets`.
+pub(crate) struct MaskToken {
     secrets: Arc<SecretStore>,
 }
 
-impl MaskTokenFunc {
-    pub fn new(secrets: Arc<SecretStore>) -> Self {
-        Self {
-            signature: Signature::one_of(
-                vec![args(vec![string(), string()])],
-                Volatility::Immutable,
-            ),
-            secrets,
-        }
+impl MaskToken {
+    pub(crate) fn new(secrets: Arc<SecretStore>) -> Self {
+        Self { secrets }
     }
 }
 
-// Two instances are the same function only when they read the same store: a plan built with
-// one store must not be taken for a plan built with another.
-impl PartialEq for MaskTokenFunc {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.secrets, &other.secrets) && self.signature == other.signature
-    }
-}
+impl Function for MaskToken {
+    const NAME: &'static str = "mask_token";
 
-impl Eq for MaskTokenFunc {}
-
-impl Hash for MaskTokenFunc {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.signature.hash(state);
-        std::ptr::hash(Arc::as_ptr(&self.secrets), state);
-    }
-}
-
-impl ScalarUDFImpl for MaskTokenFunc {
-    fn name(&self) -> &str {
-        "mask_token"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        kernel::same_string_type(self.name(), arg_types)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
+    fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = Self::NAME;
         let Some(key_name) = kernel::str_param(name, "key_name", &args.args[1])? else {
             return kernel::all_null(args.return_field.data_type());
         };
@@ -145,8 +79,44 @@ impl ScalarUDFImpl for MaskTokenFunc {
         })
     }
 
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+    // Two instances are the same function only when they read the same store: a plan built
+    // with one store must not be taken for a plan built with another.
+    fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.secrets, &other.secrets)
+    }
+
+    fn signature() -> Signature {
+        Signature::one_of(vec![args(vec![string(), string()])], Volatility::Immutable)
+    }
+
+    fn doc() -> Documentation {
+        Documentation::builder(
+            DOC_SECTION_STRING,
+            "A keyed token of a string: the first 16 bytes of HMAC-SHA256 over its UTF-8 bytes, \
+             as 32 lower-case hex characters. Deterministic for one key, so bureaus can join on \
+             it; different for different keys; not reversible and, unlike a plain hash, not \
+             guessable without the key. The key is named, never written in SQL: `key_name` must \
+             be a key configured in the server's secret store. Only access policies may call \
+             this function. The result has the input's string type; NULL in gives NULL out.",
+            "mask_token(str, key_name)",
+        )
+        .with_sql_example(
+            r#"```sql
+-- In a masking policy of the security catalog, with key 'bureau_join' configured:
+> SELECT mask_token(id_number, 'bureau_join') FROM residents LIMIT 1;
++-------------------------------------------------------+
+| mask_token(residents.id_number,Utf8("bureau_join"))   |
++-------------------------------------------------------+
+| 3f0c5e8a9b1d2c4e6f708192a3b4c5d6                      |
++-------------------------------------------------------+
+```"#,
+        )
+        .with_standard_argument("str", Some("String"))
+        .with_argument(
+            "key_name",
+            "Name of a key in the server's secret store, a constant string.",
+        )
+        .build()
     }
 }
 
@@ -154,6 +124,7 @@ impl ScalarUDFImpl for MaskTokenFunc {
 mod tests {
     use super::*;
     use crate::testing::{SQL_KEYS, arr, assert_strings, invoke, lit, sql_value, values};
+    use datafusion::arrow::datatypes::DataType;
     use datafusion::common::ScalarValue;
 
     fn store() -> Arc<SecretStore> {
@@ -185,7 +156,7 @@ mod tests {
 
     #[test]
     fn every_string_type_keeps_its_type_and_nulls() -> Result<()> {
-        let f = MaskTokenFunc::new(store());
+        let f = MaskToken::new(store()).udf();
         for dt in [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View] {
             let input = arr(&dt, &[Some("Hi There"), None, Some("Hi There")]);
             let out = invoke(&f, vec![input, lit("rfc4231_1".into())])?;
@@ -212,7 +183,7 @@ mod tests {
 
     #[test]
     fn different_keys_give_different_tokens_and_empty_values_are_tokens_too() -> Result<()> {
-        let f = MaskTokenFunc::new(store());
+        let f = MaskToken::new(store()).udf();
         let input = || arr(&DataType::Utf8, &[Some("310101198503121236"), Some("")]);
         let a = values(&invoke(&f, vec![input(), lit("rfc4231_1".into())])?);
         let b = values(&invoke(&f, vec![input(), lit("rfc4231_2".into())])?);
@@ -235,7 +206,7 @@ mod tests {
 
     #[test]
     fn an_unknown_key_name_is_an_error_that_names_it_and_shows_no_key() {
-        let f = MaskTokenFunc::new(store());
+        let f = MaskToken::new(store()).udf();
         let err = invoke(&f, vec![lit("x".into()), lit("payroll".into())])
             .unwrap_err()
             .to_string();
@@ -248,7 +219,7 @@ mod tests {
 
     #[test]
     fn key_name_must_be_a_constant_and_null_gives_null() -> Result<()> {
-        let f = MaskTokenFunc::new(store());
+        let f = MaskToken::new(store()).udf();
         let column = arr(&DataType::Utf8, &[Some("rfc4231_1")]);
         let err = invoke(&f, vec![lit("x".into()), column]).unwrap_err();
         assert!(
@@ -291,14 +262,14 @@ mod tests {
     #[test]
     fn instances_are_equal_only_over_the_same_store() {
         let shared = store();
-        let a = MaskTokenFunc::new(Arc::clone(&shared));
-        let b = MaskTokenFunc::new(shared);
-        let c = MaskTokenFunc::new(store());
+        let a = MaskToken::new(Arc::clone(&shared)).udf();
+        let b = MaskToken::new(shared).udf();
+        let c = MaskToken::new(store()).udf();
         assert_eq!(a, b);
         assert_ne!(a, c);
         let shown = format!("{a:?}");
         assert!(
-            shown.contains("rfc4231_2") && !shown.contains("Jefe"),
+            shown.contains("mask_token") && !shown.contains("Jefe"),
             "{shown}"
         );
     }
