@@ -55,7 +55,32 @@ pub(crate) fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Removes the scratch directories of earlier test runs whose process has ended (a run
+/// leaves its own behind for inspection; the next one clears them).
+fn clear_old_scratch() {
+    static CLEARED: std::sync::Once = std::sync::Once::new();
+    CLEARED.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix("bund-e2e-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
 pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    clear_old_scratch();
     let dir = std::env::temp_dir().join(format!("bund-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
