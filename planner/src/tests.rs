@@ -113,10 +113,12 @@ fn write_data(dir: &Path) {
     w.close().expect("close");
 }
 
+/// A fresh directory for a fixture, named like the end-to-end tests' scratch directories
+/// (`bund-test-<pid>-…`) so that their harness clears it once this process has ended.
 pub(crate) fn scratch() -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "bund-planner-{}-{}",
+        "bund-test-{}-planner-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));

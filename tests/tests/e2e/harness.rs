@@ -56,7 +56,8 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Removes the scratch directories of earlier test runs whose process has ended (a run
-/// leaves its own behind for inspection; the next one clears them).
+/// leaves its own behind for inspection; the next one clears them), the planner's fixtures
+/// included (`bund-test-<pid>-planner-…`).
 fn clear_old_scratch() {
     static CLEARED: std::sync::Once = std::sync::Once::new();
     CLEARED.call_once(|| {
@@ -66,7 +67,7 @@ fn clear_old_scratch() {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(pid) = name
-                .strip_prefix("bund-e2e-")
+                .strip_prefix("bund-test-")
                 .and_then(|rest| rest.split('-').next())
                 .and_then(|pid| pid.parse::<u32>().ok())
             else {
@@ -81,7 +82,7 @@ fn clear_old_scratch() {
 
 pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     clear_old_scratch();
-    let dir = std::env::temp_dir().join(format!("bund-e2e-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("bund-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
