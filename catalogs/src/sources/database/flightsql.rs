@@ -182,9 +182,24 @@ impl FlightSqlDatabase {
             }
         }
     }
+}
+
+#[async_trait]
+impl Database for FlightSqlDatabase {
+    fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &FlightSqlDialect
+    }
+
+    fn scan_name(&self) -> &'static str {
+        "FlightSqlScanExec"
+    }
 
     /// Columns of a table or query: the schema the service announces for it.
-    async fn columns(
+    async fn describe(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
@@ -219,28 +234,6 @@ impl FlightSqlDatabase {
                 )
             })
             .collect())
-    }
-}
-
-#[async_trait]
-impl Database for FlightSqlDatabase {
-    fn settings(&self) -> &DatabaseSettings {
-        &self.settings
-    }
-
-    fn dialect(&self) -> &'static dyn Dialect {
-        &FlightSqlDialect
-    }
-
-    fn scan_name(&self) -> &'static str {
-        "FlightSqlScanExec"
-    }
-
-    async fn describe(
-        &self,
-        source: &RemoteSource,
-    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        self.columns(source).await
     }
 
     fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {

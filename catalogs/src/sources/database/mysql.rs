@@ -172,79 +172,6 @@ impl MysqlDatabase {
             }
         });
     }
-
-    /// Columns of a table or query as Arrow fields, from the server's result metadata.
-    async fn columns(
-        &self,
-        source: &RemoteSource,
-    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        let mut conn = self.connection().await?;
-        let sql = format!(
-            "SELECT * FROM {} LIMIT 0",
-            source.sql_from_item(&MysqlDialect)
-        );
-        let result = conn.query_iter(sql).await.map_err(|e| self.my_error(&e))?;
-        let columns: Vec<MyColumn> = result
-            .columns_ref()
-            .iter()
-            .map(|c| MyColumn {
-                name: c.name_str().into_owned(),
-                column_type: c.column_type(),
-                flags: c.flags(),
-                length: c.column_length(),
-                decimals: c.decimals(),
-                charset: c.character_set(),
-            })
-            .collect();
-        result.drop_result().await.map_err(|e| self.my_error(&e))?;
-        // The collation of each column of a table: only a binary one that does not pad
-        // (MariaDB's `…_nopad_bin`, MySQL's `utf8mb4_0900_bin`) compares bytes as Bund does;
-        // the usual ones ignore case and trailing spaces. A query's columns stay unknown.
-        let mut byte_exact = std::collections::HashSet::new();
-        if let RemoteSource::Table(parts) = source {
-            let (schema, table) = match parts.as_slice() {
-                [schema, table] => (Some(schema.clone()), table.clone()),
-                [table] => (None, table.clone()),
-                _ => (None, String::new()),
-            };
-            let rows: Vec<(String, Option<String>)> = conn
-                .exec(
-                    "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS \
-                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
-                    (schema, table),
-                )
-                .await
-                .map_err(|e| self.my_error(&e))?;
-            for (column, collation) in rows {
-                if collation.is_some_and(|c| c.ends_with("_nopad_bin") || c == "utf8mb4_0900_bin") {
-                    byte_exact.insert(column);
-                }
-            }
-        }
-        conn.release();
-        if columns.is_empty() {
-            return Err(self
-                .settings
-                .error(SourceErrorKind::Remote, "the table has no columns"));
-        }
-        columns
-            .into_iter()
-            .map(|c| {
-                let (dt, as_text) =
-                    self.settings
-                        .column_type(&c.name, &c.type_name(), c.arrow_type())?;
-                Ok((
-                    Field::new(&c.name, dt, !c.flags.contains(ColumnFlags::NOT_NULL_FLAG)),
-                    RemoteColumn {
-                        text_fn: as_text.then(|| c.text_fn()),
-                        exact_text: byte_exact.contains(&c.name),
-                        name: c.name,
-                        as_text,
-                    },
-                ))
-            })
-            .collect()
-    }
 }
 
 /// A column as the server describes it.
@@ -481,11 +408,77 @@ impl Database for MysqlDatabase {
         "MysqlScanExec"
     }
 
+    /// Columns of a table or query as Arrow fields, from the server's result metadata.
     async fn describe(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        self.columns(source).await
+        let mut conn = self.connection().await?;
+        let sql = format!(
+            "SELECT * FROM {} LIMIT 0",
+            source.sql_from_item(&MysqlDialect)
+        );
+        let result = conn.query_iter(sql).await.map_err(|e| self.my_error(&e))?;
+        let columns: Vec<MyColumn> = result
+            .columns_ref()
+            .iter()
+            .map(|c| MyColumn {
+                name: c.name_str().into_owned(),
+                column_type: c.column_type(),
+                flags: c.flags(),
+                length: c.column_length(),
+                decimals: c.decimals(),
+                charset: c.character_set(),
+            })
+            .collect();
+        result.drop_result().await.map_err(|e| self.my_error(&e))?;
+        // The collation of each column of a table: only a binary one that does not pad
+        // (MariaDB's `…_nopad_bin`, MySQL's `utf8mb4_0900_bin`) compares bytes as Bund does;
+        // the usual ones ignore case and trailing spaces. A query's columns stay unknown.
+        let mut byte_exact = std::collections::HashSet::new();
+        if let RemoteSource::Table(parts) = source {
+            let (schema, table) = match parts.as_slice() {
+                [schema, table] => (Some(schema.clone()), table.clone()),
+                [table] => (None, table.clone()),
+                _ => (None, String::new()),
+            };
+            let rows: Vec<(String, Option<String>)> = conn
+                .exec(
+                    "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                    (schema, table),
+                )
+                .await
+                .map_err(|e| self.my_error(&e))?;
+            for (column, collation) in rows {
+                if collation.is_some_and(|c| c.ends_with("_nopad_bin") || c == "utf8mb4_0900_bin") {
+                    byte_exact.insert(column);
+                }
+            }
+        }
+        conn.release();
+        if columns.is_empty() {
+            return Err(self
+                .settings
+                .error(SourceErrorKind::Remote, "the table has no columns"));
+        }
+        columns
+            .into_iter()
+            .map(|c| {
+                let (dt, as_text) =
+                    self.settings
+                        .column_type(&c.name, &c.type_name(), c.arrow_type())?;
+                Ok((
+                    Field::new(&c.name, dt, !c.flags.contains(ColumnFlags::NOT_NULL_FLAG)),
+                    RemoteColumn {
+                        text_fn: as_text.then(|| c.text_fn()),
+                        exact_text: byte_exact.contains(&c.name),
+                        name: c.name,
+                        as_text,
+                    },
+                ))
+            })
+            .collect()
     }
 
     fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {

@@ -113,9 +113,84 @@ impl PgDatabase {
         });
         Ok(self.pool.lend(client, slot))
     }
+}
+
+struct PgColumn {
+    name: String,
+    oid: u32,
+    typmod: i32,
+    not_null: bool,
+    type_name: String,
+    elem_oid: u32,
+    /// Whether its collation is deterministic; `None` when unknown.
+    deterministic: Option<bool>,
+}
+
+/// The Arrow type a PostgreSQL type is read as; `None` for types Bund does not map.
+fn arrow_type(oid: u32, typmod: i32, elem_oid: u32) -> Option<DataType> {
+    Some(match oid {
+        16 => DataType::Boolean,
+        21 => DataType::Int16,
+        23 => DataType::Int32,
+        20 => DataType::Int64,
+        700 => DataType::Float32,
+        701 => DataType::Float64,
+        1700 => {
+            // typmod = ((precision << 16) | scale) + 4; -1 when unconstrained
+            if typmod < 4 {
+                return None;
+            }
+            let p = ((typmod - 4) >> 16) & 0xffff;
+            let s = (typmod - 4) & 0xffff;
+            let (p, s) = (u8::try_from(p).ok()?, i8::try_from(s).ok()?);
+            match p {
+                1..=38 => DataType::Decimal128(p, s),
+                39..=76 => DataType::Decimal256(p, s),
+                _ => return None,
+            }
+        }
+        // text, varchar, bpchar, name, json, jsonb, uuid, xml: read as text
+        25 | 1043 | 1042 | 19 | 114 | 3802 | 2950 | 142 => DataType::Utf8,
+        17 => DataType::Binary,
+        1082 => DataType::Date32,
+        1083 => DataType::Time64(TimeUnit::Microsecond),
+        1114 => DataType::Timestamp(TimeUnit::Microsecond, None),
+        1184 => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        _ if elem_oid != 0 => {
+            // an array's typmod is its element's: numeric(p,s)[] maps, numeric[] does not
+            let elem = arrow_type(elem_oid, typmod, 0)?;
+            DataType::List(Arc::new(Field::new("item", elem, true)))
+        }
+        _ => return None,
+    })
+}
+
+/// A connection error's text without anything that looks like a password.
+fn redact(s: &str) -> String {
+    // tokio-postgres errors do not echo the configuration; this guards against a future
+    // change doing so with a URL.
+    match (s.find("://"), s.find('@')) {
+        (Some(a), Some(b)) if b > a => format!("{}://…{}", &s[..a], &s[b..]),
+        _ => s.to_string(),
+    }
+}
+
+#[async_trait]
+impl Database for PgDatabase {
+    fn settings(&self) -> &DatabaseSettings {
+        &self.settings
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &PostgresDialect
+    }
+
+    fn scan_name(&self) -> &'static str {
+        "PostgresScanExec"
+    }
 
     /// Columns of a table or query as Arrow fields, with what must be read as text.
-    async fn columns(
+    async fn describe(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
@@ -219,88 +294,6 @@ impl PgDatabase {
                 ))
             })
             .collect()
-    }
-}
-
-struct PgColumn {
-    name: String,
-    oid: u32,
-    typmod: i32,
-    not_null: bool,
-    type_name: String,
-    elem_oid: u32,
-    /// Whether its collation is deterministic; `None` when unknown.
-    deterministic: Option<bool>,
-}
-
-/// The Arrow type a PostgreSQL type is read as; `None` for types Bund does not map.
-fn arrow_type(oid: u32, typmod: i32, elem_oid: u32) -> Option<DataType> {
-    Some(match oid {
-        16 => DataType::Boolean,
-        21 => DataType::Int16,
-        23 => DataType::Int32,
-        20 => DataType::Int64,
-        700 => DataType::Float32,
-        701 => DataType::Float64,
-        1700 => {
-            // typmod = ((precision << 16) | scale) + 4; -1 when unconstrained
-            if typmod < 4 {
-                return None;
-            }
-            let p = ((typmod - 4) >> 16) & 0xffff;
-            let s = (typmod - 4) & 0xffff;
-            let (p, s) = (u8::try_from(p).ok()?, i8::try_from(s).ok()?);
-            match p {
-                1..=38 => DataType::Decimal128(p, s),
-                39..=76 => DataType::Decimal256(p, s),
-                _ => return None,
-            }
-        }
-        // text, varchar, bpchar, name, json, jsonb, uuid, xml: read as text
-        25 | 1043 | 1042 | 19 | 114 | 3802 | 2950 | 142 => DataType::Utf8,
-        17 => DataType::Binary,
-        1082 => DataType::Date32,
-        1083 => DataType::Time64(TimeUnit::Microsecond),
-        1114 => DataType::Timestamp(TimeUnit::Microsecond, None),
-        1184 => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        _ if elem_oid != 0 => {
-            // an array's typmod is its element's: numeric(p,s)[] maps, numeric[] does not
-            let elem = arrow_type(elem_oid, typmod, 0)?;
-            DataType::List(Arc::new(Field::new("item", elem, true)))
-        }
-        _ => return None,
-    })
-}
-
-/// A connection error's text without anything that looks like a password.
-fn redact(s: &str) -> String {
-    // tokio-postgres errors do not echo the configuration; this guards against a future
-    // change doing so with a URL.
-    match (s.find("://"), s.find('@')) {
-        (Some(a), Some(b)) if b > a => format!("{}://…{}", &s[..a], &s[b..]),
-        _ => s.to_string(),
-    }
-}
-
-#[async_trait]
-impl Database for PgDatabase {
-    fn settings(&self) -> &DatabaseSettings {
-        &self.settings
-    }
-
-    fn dialect(&self) -> &'static dyn Dialect {
-        &PostgresDialect
-    }
-
-    fn scan_name(&self) -> &'static str {
-        "PostgresScanExec"
-    }
-
-    async fn describe(
-        &self,
-        source: &RemoteSource,
-    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        self.columns(source).await
     }
 
     fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {

@@ -77,22 +77,6 @@ impl SqliteDatabase {
         Ok(conn)
     }
 
-    /// Columns of a table or query as Arrow fields, from their declared SQLite types.
-    async fn columns(
-        &self,
-        source: &RemoteSource,
-    ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        // The blocking thread gets its own copy of the settings and the path.
-        let this = Self::new(self.settings.clone());
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || this.describe_blocking(&source))
-            .await
-            .map_err(|e| {
-                self.settings
-                    .error(SourceErrorKind::Unavailable, e.to_string())
-            })?
-    }
-
     fn describe_blocking(
         &self,
         source: &RemoteSource,
@@ -344,11 +328,20 @@ impl Database for SqliteDatabase {
         "SqliteScanExec"
     }
 
+    /// Columns of a table or query as Arrow fields, from their declared SQLite types.
     async fn describe(
         &self,
         source: &RemoteSource,
     ) -> Result<Vec<(Field, RemoteColumn)>, SourceError> {
-        self.columns(source).await
+        // The blocking thread gets its own copy of the settings and the path.
+        let this = Self::new(self.settings.clone());
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || this.describe_blocking(&source))
+            .await
+            .map_err(|e| {
+                self.settings
+                    .error(SourceErrorKind::Unavailable, e.to_string())
+            })?
     }
 
     fn read(self: Arc<Self>, scan: Scan, builder: &mut RecordBatchReceiverStreamBuilder) {
