@@ -314,8 +314,8 @@ fn load_state(runtime: &Arc<RuntimeEnv>, security: &SecurityCatalog) -> SessionS
 }
 
 impl Catalog {
-    /// Reads `catalog.toml`, `security.toml` and the optional `server.toml` from the config
-    /// directory and opens every source. Problems go to `errors`, all of them, and the
+    /// Reads `catalog.toml` and `security.toml` from the config directory and opens every
+    /// source (`server.toml` is the server's; it only enters the configuration's version). Problems go to `errors`, all of them, and the
     /// catalog is returned with what could be read, so that the planner, which plans the
     /// views and resolves the policies (`bund_planner::Engine::load`), reports its own
     /// problems beside these. `Err` only when not even that is possible.

@@ -126,7 +126,9 @@ fn default_memory_limit() -> u64 {
 }
 
 impl Default for ServerSettings {
+    /// The statement limits are the planner's defaults.
     fn default() -> Self {
+        let planner = PlannerSettings::default();
         Self {
             max_concurrent_queries: 16,
             queue_timeout: Duration::from_secs(30),
@@ -140,9 +142,9 @@ impl Default for ServerSettings {
             audit_max_files: 100,
             audit_retention: Duration::from_secs(180 * 86_400),
             audit_records_per_minute: 6_000,
-            max_statement_bytes: 4 << 20,
-            max_expression_depth: 1_000,
-            max_plan_nodes: 10_000,
+            max_statement_bytes: planner.limits.max_statement_bytes,
+            max_expression_depth: planner.limits.max_expression_depth,
+            max_plan_nodes: planner.limits.max_plan_nodes,
             planning_timeout: Duration::from_secs(60),
             max_queries_per_principal: 8,
             anonymous_max_queries: 2,
@@ -152,7 +154,7 @@ impl Default for ServerSettings {
             anonymous_threads: cores().div_ceil(2),
             max_concurrent_logins: cores().max(2),
             max_parameter_bytes: 1 << 20,
-            max_function_output_bytes: 64 << 20,
+            max_function_output_bytes: planner.max_function_output_bytes,
         }
     }
 }

@@ -51,7 +51,8 @@ pub struct PlannerSettings {
 }
 
 impl Default for PlannerSettings {
-    /// The server's defaults, for tests and tools that plan without a server.
+    /// The defaults of the server's `server.toml` (its settings take them from here), and
+    /// of tests and tools that plan without a server.
     fn default() -> Self {
         Self {
             limits: Limits {

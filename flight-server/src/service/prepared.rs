@@ -113,22 +113,25 @@ impl BundService {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>> {
-        let mut handle = cmd.prepared_statement_handle.to_vec();
-        if let Some(bound) = self
+        let original = &cmd.prepared_statement_handle[..];
+        let kept = self
             .bound
             .lock()
             .ok()
-            .and_then(|b| b.by_handle.get(&handle).cloned())
-        {
+            .and_then(|b| b.by_handle.get(original).cloned());
+        let claims = self.signer.open(
+            kept.as_deref().unwrap_or(original),
+            Kind::Prepared,
+            &call.principal.id,
+            call.version(),
+        )?;
+        if kept.is_some() {
+            // logged once the handle is known to be the caller's
             tracing::info!(
                 principal = %call.principal.id,
                 "the client sent the original handle of a statement it bound: the binding kept by this process is used"
             );
-            handle = bound;
         }
-        let claims =
-            self.signer
-                .open(&handle, Kind::Prepared, &call.principal.id, call.version())?;
         let sql = claims.sql.ok_or(Error::BadHandle {
             what: "prepared statement handle",
             hint: "prepare the statement again",
@@ -229,7 +232,7 @@ impl BundService {
                 ),
             }));
         };
-        let mut bound = claims.clone();
+        let mut bound = claims;
         bound.params = Some(encode_params(batch)?);
         let handle = self.signer.sign_binary(&bound);
         if let Ok(mut b) = self.bound.lock() {
@@ -242,12 +245,11 @@ impl BundService {
 
     /// ClosePreparedStatement: forgets its binding here.
     pub(super) fn close_prepared(&self, call: &Call, handle: &[u8]) -> Result<()> {
-        let handle = handle.to_vec();
         self.signer
-            .open(&handle, Kind::Prepared, &call.principal.id, call.version())?;
+            .open(handle, Kind::Prepared, &call.principal.id, call.version())?;
         if let Ok(mut b) = self.bound.lock() {
-            b.forget(&handle);
-            b.order.retain(|h| h != &handle);
+            b.forget(handle);
+            b.order.retain(|h| h != handle);
         }
         Ok(())
     }

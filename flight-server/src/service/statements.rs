@@ -36,6 +36,12 @@ fn planning_stopped(stopped: Stopped) -> Error {
     }
 }
 
+/// An action's answer of one result.
+fn one_result(body: bytes::Bytes) -> Response<ActionStream> {
+    let out: ActionStream = Box::pin(futures::stream::iter([Ok(arrow_flight::Result { body })]));
+    Response::new(out)
+}
+
 impl BundService {
     /// GetFlightInfo of a statement.
     pub(super) async fn statement_flight_info(
@@ -213,10 +219,7 @@ impl BundService {
             // Sessions are signed tokens that expire on their own: nothing to close.
             // CloseSessionResult { status: CLOSED }, encoded by hand (arrow-flight 59
             // has no type for it).
-            let out: ActionStream = Box::pin(futures::stream::iter([Ok(arrow_flight::Result {
-                body: bytes::Bytes::from_static(&[0x08, 0x01]),
-            })]));
-            return Ok(Response::new(out));
+            return Ok(one_result(bytes::Bytes::from_static(&[0x08, 0x01])));
         }
         if action.r#type != "CancelFlightInfo" {
             return Err(Error::Unsupported("this action"));
@@ -232,10 +235,7 @@ impl BundService {
             status: status as i32,
         }
         .encode_to_vec();
-        let out: ActionStream = Box::pin(futures::stream::iter([Ok(arrow_flight::Result {
-            body: body.into(),
-        })]));
-        Ok(Response::new(out))
+        Ok(one_result(body.into()))
     }
 
     fn cancel(&self, call: &Call, info: &FlightInfo) -> CancelStatus {
