@@ -1,6 +1,6 @@
 //! The validated catalog: bureaus, their datasets, topic libraries, principals and limits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -197,6 +197,34 @@ pub struct LoadOptions {
     pub memory_limit_bytes: Option<u64>,
     /// Where the audit log is, served as `system.audit_log`.
     pub audit_dir: PathBuf,
+    /// Where the `*_env` settings (database URLs, S3 credentials, secrets) are read.
+    pub env: Environment,
+}
+
+/// The environment variables a configuration's `*_env` settings name: the process's, with
+/// values set here taking precedence. A server started in-process (tests, an embedding
+/// application) passes its sources' URLs here instead of changing the process's
+/// environment, which other threads read.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    set: Arc<BTreeMap<String, String>>,
+}
+
+impl Environment {
+    /// This environment with `name` set to `value`.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.set).insert(name.into(), value.into());
+        self
+    }
+
+    /// The value of `name`: set here, or else the process's.
+    pub fn var(&self, name: &str) -> Option<String> {
+        match self.set.get(name) {
+            Some(v) => Some(v.clone()),
+            None => std::env::var(name).ok(),
+        }
+    }
 }
 
 impl LoadOptions {
@@ -209,6 +237,7 @@ impl LoadOptions {
             data_dir,
             memory_limit_bytes: None,
             audit_dir,
+            env: Environment::default(),
         }
     }
 }
@@ -321,7 +350,8 @@ impl Catalog {
     /// problems beside these. `Err` only when not even that is possible.
     pub async fn read(opts: &LoadOptions, errors: &mut ConfigErrors) -> Result<Self> {
         let catalog_path = opts.config_dir.join("catalog.toml");
-        let security = SecurityCatalog::load(&opts.config_dir.join("security.toml"), errors);
+        let security =
+            SecurityCatalog::load(&opts.config_dir.join("security.toml"), &opts.env, errors);
 
         let raw: Option<RawCatalogFile> = match std::fs::read_to_string(&catalog_path) {
             Ok(text) => match toml::from_str(&text) {
@@ -347,7 +377,7 @@ impl Catalog {
                     continue;
                 }
                 buckets.push(s3.bucket.clone());
-                match source::s3_store(s3) {
+                match source::s3_store(s3, &opts.env) {
                     Ok(store) => stores.push(store),
                     Err(e) => errors.push(&catalog_path, &entry, e.field, e.message),
                 }
@@ -378,7 +408,7 @@ impl Catalog {
         let mut sources = Sources::default();
         let mut views = Vec::new();
         if let Some(raw) = &raw {
-            sources.databases = Self::load_databases(raw, &catalog_path, &opts.data_dir, errors);
+            sources.databases = Self::load_databases(raw, &catalog_path, opts, errors);
             Self::load_bureaus(
                 raw,
                 &catalog_path,
@@ -548,7 +578,7 @@ impl Catalog {
     fn load_databases(
         raw: &RawCatalogFile,
         path: &Path,
-        data_dir: &Path,
+        opts: &LoadOptions,
         errors: &mut ConfigErrors,
     ) -> HashMap<String, Arc<dyn Database>> {
         let mut out = HashMap::new();
@@ -561,7 +591,8 @@ impl Catalog {
                 errors.push(path, &entry, "name", "duplicate database name");
                 continue;
             }
-            match DatabaseSettings::from_raw(d, data_dir).and_then(database::open) {
+            match DatabaseSettings::from_raw(d, &opts.data_dir, &opts.env).and_then(database::open)
+            {
                 Ok(db) => {
                     out.insert(d.name.clone(), db);
                 }

@@ -15,8 +15,9 @@ mod error;
 mod sources;
 
 pub use catalog::{
-    AUDIT_LOG_TABLE, BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, LoadOptions, OPEN_SCHEMA,
-    OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, ViewDefinition, audit_log_schema, session_config,
+    AUDIT_LOG_TABLE, BUND_CATALOG, Bureau, Catalog, Dataset, DatasetKind, Environment, LoadOptions,
+    OPEN_SCHEMA, OpenLevel, SYSTEM_SCHEMA, TOPIC_SCHEMA, ViewDefinition, audit_log_schema,
+    session_config,
 };
 pub use config::files::{RawGrant, RawMask, RawPolicy, RawRule};
 pub use config::security::{

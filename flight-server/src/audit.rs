@@ -374,6 +374,19 @@ impl AuditLog {
             let _ = wait.recv_timeout(timeout);
         }
     }
+
+    /// Whether a request of `source` may proceed.
+    pub(crate) fn admit(&self, source: &str) -> Result<(), Refusal> {
+        if !self.shared.healthy.load(Ordering::SeqCst) {
+            return Err(Refusal::Unwritable);
+        }
+        match self.shared.wait(source) {
+            Some(secs) => Err(Refusal::Budget {
+                retry_after_secs: secs,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Writer {
@@ -601,28 +614,6 @@ impl Writer {
     }
 }
 
-/// The server's audit log, installed once at start.
-static LOG: std::sync::OnceLock<AuditLog> = std::sync::OnceLock::new();
-
-/// Makes `log` the destination of [`append`]. Only the first call has an effect.
-pub(crate) fn install(log: AuditLog) {
-    let _ = LOG.set(log);
-}
-
-/// Appends a record to the installed log (nowhere when none is installed: unit tests).
-pub(crate) fn append(record: AuditRecord) {
-    if let Some(log) = LOG.get() {
-        log.append(record);
-    }
-}
-
-/// Writes what is queued (at shutdown), waiting at most `timeout`.
-pub(crate) fn flush(timeout: Duration) {
-    if let Some(log) = LOG.get() {
-        log.flush(timeout);
-    }
-}
-
 /// Why a request may not proceed before it does any work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -630,22 +621,6 @@ pub(crate) enum Refusal {
     Unwritable,
     /// The source is past its budget; it may try again after this many seconds.
     Budget { retry_after_secs: u64 },
-}
-
-/// Whether a request of `source` may proceed.
-pub(crate) fn admit(source: &str) -> Result<(), Refusal> {
-    let Some(log) = LOG.get() else {
-        return Ok(());
-    };
-    if !log.shared.healthy.load(Ordering::SeqCst) {
-        return Err(Refusal::Unwritable);
-    }
-    match log.shared.wait(source) {
-        Some(secs) => Err(Refusal::Budget {
-            retry_after_secs: secs,
-        }),
-        None => Ok(()),
-    }
 }
 
 /// What one request has learnt about itself so far, for its audit record.

@@ -1,8 +1,10 @@
 //! bund-server serves Bund: the Arrow Flight SQL service (`service`, `query`, `metadata`),
-//! authentication and signed tokens (`auth`), the query and login threads (`executor`,
-//! `logins`), the audit log (`audit`), hot reload (`reload`) and the mapping of errors to
-//! what a client may read (`error`, `wire`). The `bund` binary (`main.rs`) is its command
-//! line and nothing more: [`serve`] runs the server, [`check`] validates a configuration.
+//! signed tokens and tickets (`tokens`), the query and login threads (`executor`,
+//! `logins`), the audit log of each server (`audit`), hot reload (`reload`) and the mapping
+//! of errors to what a client may read (`error`, `wire`). The `bund` binary (`main.rs`) is
+//! its command line and nothing more: [`serve`] runs the server until a signal, [`check`]
+//! validates a configuration. [`start`] serves in the calling process on a thread of its
+//! own, with a clock and environment of the caller's choosing (the end-to-end tests).
 //!
 //! It is the only crate that knows tonic, HTTP and the command line; it plans through
 //! bund-planner and never applies a policy itself.
@@ -101,6 +103,7 @@ fn is_shanghai_example(config: &Path) -> bool {
         .is_ok_and(|p| p.ends_with(DEFAULT_CONFIG))
 }
 
+/// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -120,53 +123,59 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!(
-        "shutting down: no new connections; open ones get {} s to finish",
-        SHUTDOWN_GRACE.as_secs()
-    );
 }
 
-/// Serves `config` over Flight SQL on `addr` until SIGINT or SIGTERM: generates the Shanghai
-/// example's data when it is absent, opens the audit log, starts the query and login
-/// threads and watches the configuration for changes.
-pub async fn serve(
-    config: PathBuf,
-    addr: SocketAddr,
-    data_dir: Option<PathBuf>,
+/// Generates the Shanghai example's data when `config` is that example and its data is
+/// absent or was written by an older bund; other catalogs never generate anything.
+async fn generate_example_data(
+    config: &Path,
+    opts: &LoadOptions,
     example_rows: u64,
-) -> anyhow::Result<ExitCode> {
-    let opts = load_options(&config, data_dir);
+) -> anyhow::Result<()> {
     let existing = bund_example_data::existing(&opts.data_dir);
-    if is_shanghai_example(&config) && !existing.is_some_and(|(_, current)| current) {
-        // Absent, or written by an older bund in another layout: (re)generate it.
-        let residents = existing.map_or(example_rows, |(n, _)| n);
-        eprintln!(
-            "bund: {} the Shanghai example's data ({residents} residents) in {}",
-            if existing.is_some() {
-                "regenerating (made by an older bund)"
-            } else {
-                "generating"
-            },
-            opts.data_dir.display()
-        );
-        let example_rows = residents;
-        let out = opts.data_dir.clone();
-        let counts = tokio::task::spawn_blocking(move || {
-            bund_example_data::generate(&bund_example_data::ExampleData {
-                residents: example_rows,
-                out,
-            })
-        })
-        .await
-        .context("example data generator")??;
-        for (table, rows) in counts {
-            eprintln!("bund:   {table}: {rows} rows");
-        }
+    if !is_shanghai_example(config) || existing.is_some_and(|(_, current)| current) {
+        return Ok(());
     }
-    let (settings, engine) = match load(&opts).await {
-        Ok((settings, engine)) => (settings, Arc::new(engine)),
-        Err(code) => return Ok(code),
-    };
+    let residents = existing.map_or(example_rows, |(n, _)| n);
+    eprintln!(
+        "bund: {} the Shanghai example's data ({residents} residents) in {}",
+        if existing.is_some() {
+            "regenerating (made by an older bund)"
+        } else {
+            "generating"
+        },
+        opts.data_dir.display()
+    );
+    let out = opts.data_dir.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        bund_example_data::generate(&bund_example_data::ExampleData { residents, out })
+    })
+    .await
+    .context("example data generator")??;
+    for (table, rows) in counts {
+        eprintln!("bund:   {table}: {rows} rows");
+    }
+    Ok(())
+}
+
+/// A loaded configuration with everything that serves it, bound to its address but not
+/// yet serving.
+struct Prepared {
+    opts: LoadOptions,
+    settings: ServerSettings,
+    service: service::BundService,
+    listener: tokio::net::TcpListener,
+}
+
+/// Opens the audit log, starts the query and login threads and binds `addr`.
+async fn prepare(
+    opts: LoadOptions,
+    settings: ServerSettings,
+    engine: Engine,
+    addr: SocketAddr,
+    signer: tokens::Signer,
+) -> anyhow::Result<Prepared> {
+    let engine = Arc::new(engine);
     let catalog = Arc::clone(engine.catalog());
     for w in &catalog.warnings {
         tracing::warn!("{w}");
@@ -179,6 +188,7 @@ pub async fn serve(
         principals = catalog.security.len(),
         "catalog loaded"
     );
+    drop(catalog);
     let audit_dir = settings.audit_dir(&opts.data_dir);
     let log = audit::AuditLog::open(
         &audit_dir,
@@ -190,27 +200,40 @@ pub async fn serve(
         },
     )
     .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
-    audit::install(log);
     tracing::info!(dir = %audit_dir.display(), "audit log open");
     let executors =
         Arc::new(executor::Executors::new(&settings).context("cannot start the query threads")?);
     let logins = logins::Logins::new(settings.max_concurrent_logins)
         .context("cannot start the login threads")?;
-    drop(catalog);
-    let service = service::BundService::new(
-        engine,
-        settings.clone(),
-        tokens::Signer::from_env(),
-        executors,
-        logins,
-    );
-    reload::spawn(opts.clone(), settings, service.engine_slot());
+    let service =
+        service::BundService::new(engine, settings.clone(), signer, executors, logins, log);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
-    println!("bund: serving Flight SQL on grpc://{local}");
-    std::io::stdout().flush()?;
+    Ok(Prepared {
+        opts,
+        settings,
+        service,
+        listener,
+    })
+}
+
+/// Serves until `shutdown` resolves, then lets open connections drain for
+/// [`SHUTDOWN_GRACE`] and writes what the audit log still holds.
+async fn run(
+    prepared: Prepared,
+    reloads: tokio::sync::watch::Sender<reload::Reloads>,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let Prepared {
+        opts,
+        settings,
+        service,
+        listener,
+    } = prepared;
+    let audit = service.audit_log();
+    reload::spawn(opts, settings, service.engine_slot(), reloads);
     let server = FlightServiceServer::new(wire::Wire(service))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(usize::MAX);
@@ -227,15 +250,221 @@ pub async fn serve(
     tokio::select! {
         result = serving => result.context("Flight SQL server failed")?,
         () = async {
-            shutdown_signal().await;
+            shutdown.await;
+            tracing::info!(
+                "shutting down: no new connections; open ones get {} s to finish",
+                grace.as_secs_f64()
+            );
             let _ = stopping_tx.send(true);
             // Clients that keep their connections open do not hold the process hostage.
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!("connections still open {} s after the signal; stopping anyway", SHUTDOWN_GRACE.as_secs()),
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("connections still open {} s after the signal; stopping anyway", grace.as_secs_f64()),
     }
-    audit::flush(std::time::Duration::from_secs(2));
+    audit.flush(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+/// Serves `config` over Flight SQL on `addr` until SIGINT or SIGTERM: generates the Shanghai
+/// example's data when it is absent, opens the audit log, starts the query and login
+/// threads and watches the configuration for changes.
+pub async fn serve(
+    config: PathBuf,
+    addr: SocketAddr,
+    data_dir: Option<PathBuf>,
+    example_rows: u64,
+) -> anyhow::Result<ExitCode> {
+    let opts = load_options(&config, data_dir);
+    generate_example_data(&config, &opts, example_rows).await?;
+    let (settings, engine) = match load(&opts).await {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let (reloads, _) = tokio::sync::watch::channel(reload::Reloads {
+        version: engine.catalog().version.clone(),
+        ..reload::Reloads::default()
+    });
+    let prepared = prepare(opts, settings, engine, addr, tokens::Signer::from_env()).await?;
+    let local = prepared.listener.local_addr()?;
+    println!("bund: serving Flight SQL on grpc://{local}");
+    std::io::stdout().flush()?;
+    run(prepared, reloads, shutdown_signal(), SHUTDOWN_GRACE).await?;
     eprintln!("bund: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What [`start`] serves, and how.
+pub struct Start {
+    /// The configuration and its data; its [`bund_catalogs::Environment`] holds the
+    /// variables its `*_env` settings name.
+    pub options: LoadOptions,
+    /// Where to listen; port 0 picks a free port ([`Running::addr`] says which).
+    pub addr: SocketAddr,
+    /// The clock tokens and tickets are issued and checked by.
+    pub clock: Arc<dyn Clock>,
+    /// The key tokens, tickets and handles are signed with; `None`: `BUND_SIGNING_KEY`, or
+    /// a random key when it is unset.
+    pub signing_key: Option<Vec<u8>>,
+    /// How long open connections may drain once told to stop (as after SIGTERM).
+    pub grace: std::time::Duration,
+}
+
+impl Start {
+    /// `options` served on a free port of 127.0.0.1, by the system clock.
+    pub fn new(options: LoadOptions) -> Self {
+        Self {
+            options,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: Arc::new(SystemClock),
+            signing_key: None,
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// A server started in this process by [`start`]: it runs on its own thread and runtime
+/// (its queries on their own threads, as in `bund serve`) and stops when dropped.
+pub struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    reloads: tokio::sync::watch::Receiver<reload::Reloads>,
+}
+
+pub use reload::Reloads;
+
+impl Running {
+    /// The address it serves Flight SQL on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What its reloader has done so far; [`Running::reloaded`] waits for a change.
+    pub fn reloads(&self) -> Reloads {
+        self.reloads.borrow().clone()
+    }
+
+    /// Waits until the reloader's state satisfies `done`, at most `within`; false if it did
+    /// not.
+    pub async fn reloaded(
+        &self,
+        within: std::time::Duration,
+        done: impl FnMut(&Reloads) -> bool,
+    ) -> bool {
+        let mut rx = self.reloads.clone();
+        tokio::time::timeout(within, rx.wait_for(done))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops serving as SIGTERM does (open connections get their grace period) and waits
+    /// for the server's thread.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("the server's thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Dropping it stops serving without waiting: the server's thread ends on its own once
+/// open connections have drained (at most the grace period of SIGTERM).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Loads `start.options` and serves them in this process until the returned [`Running`] is
+/// stopped or dropped. Unlike [`serve`] it generates no example data, installs no signal
+/// handler for shutdown and prints nothing; an invalid configuration is an error listing
+/// every problem.
+pub fn start(start: Start) -> anyhow::Result<Running> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bund-rpc")
+        .enable_all()
+        .build()
+        .context("cannot start the server's runtime")?;
+    let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("bund-server".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let served = runtime.block_on(async move {
+                let Start {
+                    options,
+                    addr,
+                    clock,
+                    signing_key,
+                    grace,
+                } = start;
+                let prepared = async {
+                    let (settings, engine) = load_configuration(&options).await?;
+                    let (reloads_tx, reloads) = tokio::sync::watch::channel(Reloads {
+                        version: engine.catalog().version.clone(),
+                        ..Reloads::default()
+                    });
+                    let signer = match signing_key {
+                        Some(key) => tokens::Signer::new(key),
+                        None => tokens::Signer::from_env(),
+                    }
+                    .with_clock(clock);
+                    let prepared = prepare(options, settings, engine, addr, signer).await?;
+                    let local = prepared.listener.local_addr()?;
+                    anyhow::Ok((prepared, reloads_tx, reloads, local))
+                }
+                .await;
+                match prepared {
+                    Ok((prepared, reloads_tx, reloads, local)) => {
+                        let _ = ready_tx.send(Ok((local, reloads)));
+                        run(
+                            prepared,
+                            reloads_tx,
+                            async {
+                                let _ = stopped.await;
+                            },
+                            grace,
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        Ok(())
+                    }
+                }
+            });
+            // Whatever still runs (a password check, a query's last task) does not hold
+            // the thread past its grace period.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            served
+        })
+        .context("cannot start the server's thread")?;
+    match ready.recv() {
+        Ok(Ok((addr, reloads))) => Ok(Running {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            reloads,
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => match thread.join() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(anyhow::anyhow!("the server's thread ended before serving")),
+        },
+    }
 }
 
 /// Validates a configuration directory without serving: prints the masks another column

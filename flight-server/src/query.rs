@@ -24,7 +24,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Code, Status};
 
-use crate::audit::{self, AuditRecord, Outcome};
+use crate::audit::{AuditLog, AuditRecord, Outcome};
 use crate::error::{Error, Result, audit_text, datafusion_status};
 use crate::executor::Executor;
 
@@ -165,6 +165,8 @@ impl Limiter {
 pub(crate) struct QueryRun {
     /// The audit record, completed and written when the query ends.
     pub(crate) audit: AuditRecord,
+    /// Where that record goes.
+    pub(crate) log: AuditLog,
     pub(crate) request_id: String,
     pub(crate) qid: String,
     pub(crate) principal: String,
@@ -275,7 +277,7 @@ pub(crate) fn stream_query(
         principal: run.principal,
         outcome: Outcome::Dropped,
         failure: None,
-        audit: Some(run.audit),
+        audit: Some((run.audit, run.log)),
         audit_error,
         done: false,
     }))
@@ -337,7 +339,7 @@ struct QueryStream {
     outcome: Outcome,
     /// The status a failed query ended with.
     failure: Option<(Code, String)>,
-    audit: Option<AuditRecord>,
+    audit: Option<(AuditRecord, AuditLog)>,
     /// The audit text of a failure while running, when there was one.
     audit_error: Arc<Mutex<Option<String>>>,
     done: bool,
@@ -412,7 +414,7 @@ impl Drop for QueryStream {
             rows_per_sec = (rows as f64 / secs) as u64,
             "query finished"
         );
-        if let Some(mut record) = self.audit.take() {
+        if let Some((mut record, log)) = self.audit.take() {
             record.rows = Some(rows);
             record.bytes = Some(self.bytes);
             record.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
@@ -427,7 +429,7 @@ impl Drop for QueryStream {
                     .unwrap_or(message);
                 record.set_error(&text);
             }
-            audit::append(record);
+            log.append(record);
         }
     }
 }

@@ -12,6 +12,18 @@ use crate::load_configuration;
 use crate::service::EngineSlot;
 use crate::settings::ServerSettings;
 
+/// What the reloader has done so far: an observable signal for whoever waits on a reload
+/// (tests, an embedding application), instead of a log line or a fixed sleep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloads {
+    /// The configuration version now serving.
+    pub version: String,
+    /// New versions loaded since the server started.
+    pub loaded: u64,
+    /// New versions refused as invalid (the previous one kept serving).
+    pub refused: u64,
+}
+
 /// How often the files' modification times are checked.
 const POLL: Duration = Duration::from_secs(2);
 const FILES: [&str; 3] = ["catalog.toml", "security.toml", "server.toml"];
@@ -27,10 +39,16 @@ fn stamps(dir: &std::path::Path) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
-/// Watches the configuration until the process ends.
+/// Watches the configuration until the server's runtime ends, publishing each outcome to
+/// `reloads`.
 /// `settings` are those the server started with: a change of `server.toml` applies to the
 /// planner's limits at once, to the rest after a restart.
-pub(crate) fn spawn(opts: LoadOptions, settings: ServerSettings, slot: EngineSlot) {
+pub(crate) fn spawn(
+    opts: LoadOptions,
+    settings: ServerSettings,
+    slot: EngineSlot,
+    reloads: tokio::sync::watch::Sender<Reloads>,
+) {
     tokio::spawn(async move {
         let mut last = stamps(&opts.config_dir);
         #[cfg(unix)]
@@ -58,7 +76,14 @@ pub(crate) fn spawn(opts: LoadOptions, settings: ServerSettings, slot: EngineSlo
                 }
             };
             last = stamps(&opts.config_dir);
-            reload(&opts, &settings, &slot, reason).await;
+            let version = reload(&opts, &settings, &slot, reason).await;
+            reloads.send_modify(|r| match version {
+                Some(v) => {
+                    r.version = v;
+                    r.loaded += 1;
+                }
+                None => r.refused += 1,
+            });
         }
     });
 }
@@ -68,7 +93,7 @@ async fn reload(
     started_with: &ServerSettings,
     slot: &EngineSlot,
     reason: &str,
-) {
+) -> Option<String> {
     tracing::info!(reason, dir = %opts.config_dir.display(), "reloading the configuration");
     match load_configuration(opts).await {
         Ok((settings, engine)) => {
@@ -89,11 +114,13 @@ async fn reload(
                 version,
                 "configuration reloaded; tickets of the old version are refused"
             );
+            Some(version)
         }
         Err(e) => {
             tracing::error!(
                 "the new configuration is invalid; still serving the previous one:\n{e}"
             );
+            None
         }
     }
 }

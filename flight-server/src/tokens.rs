@@ -92,7 +92,6 @@ impl Signer {
     }
 
     /// The same key, with expiries read from `clock`.
-    #[cfg(test)]
     pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -155,7 +155,7 @@ impl SecurityCatalog {
         self.raw.mask_order.as_deref()
     }
 
-    pub(crate) fn load(path: &Path, errors: &mut ConfigErrors) -> Self {
+    pub(crate) fn load(path: &Path, env: &crate::Environment, errors: &mut ConfigErrors) -> Self {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
@@ -185,7 +185,7 @@ impl SecurityCatalog {
                 errors.push(path, &entry, "id", "duplicate role id");
             }
         }
-        let secrets = Arc::new(load_secrets(&raw, path, errors));
+        let secrets = Arc::new(load_secrets(&raw, path, env, errors));
         let mut principals = HashMap::new();
         let mut order = Vec::new();
         let mut api_keys = HashMap::new();
@@ -418,7 +418,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Reads every `[[secret]]` from its environment variable.
-fn load_secrets(raw: &RawSecurityFile, path: &Path, errors: &mut ConfigErrors) -> SecretStore {
+fn load_secrets(
+    raw: &RawSecurityFile,
+    path: &Path,
+    env: &crate::Environment,
+    errors: &mut ConfigErrors,
+) -> SecretStore {
     let mut store = SecretStore::new();
     for s in &raw.secret {
         let entry = format!("secret \"{}\"", s.name);
@@ -439,9 +444,9 @@ fn load_secrets(raw: &RawSecurityFile, path: &Path, errors: &mut ConfigErrors) -
                 false
             }
         };
-        match std::env::var(&s.env) {
-            Ok(v) if v.len() >= MIN_SECRET_BYTES => store.insert(s.name.clone(), v.into_bytes()),
-            Ok(_) => errors.push(
+        match env.var(&s.env) {
+            Some(v) if v.len() >= MIN_SECRET_BYTES => store.insert(s.name.clone(), v.into_bytes()),
+            Some(_) => errors.push(
                 path,
                 &entry,
                 "env",
@@ -450,7 +455,7 @@ fn load_secrets(raw: &RawSecurityFile, path: &Path, errors: &mut ConfigErrors) -
                     s.env
                 ),
             ),
-            Err(_) if generate => {
+            None if generate => {
                 tracing::warn!(
                     secret = %s.name,
                     env = %s.env,
@@ -459,7 +464,7 @@ fn load_secrets(raw: &RawSecurityFile, path: &Path, errors: &mut ConfigErrors) -
                 let key: [u8; 32] = rand_key();
                 store.insert(s.name.clone(), key.to_vec());
             }
-            Err(_) => errors.push(
+            None => errors.push(
                 path,
                 &entry,
                 "env",

@@ -38,6 +38,7 @@ fn field_err(field: &'static str, message: impl Into<String>) -> FieldError {
 /// variable the file names. Errors name the variable, never its value.
 pub(crate) fn s3_store(
     raw: &RawS3,
+    vars: &crate::Environment,
 ) -> Result<(Url, Arc<dyn object_store::ObjectStore>), FieldError> {
     let url = Url::parse(&format!("s3://{}", raw.bucket))
         .map_err(|e| field_err("bucket", format!("not a bucket name: {e}")))?;
@@ -47,9 +48,9 @@ pub(crate) fn s3_store(
     let env = |field: &'static str, name: &Option<String>| -> Result<Option<String>, FieldError> {
         match name {
             None => Ok(None),
-            Some(var) => std::env::var(var)
-                .map(Some)
-                .map_err(|_| field_err(field, format!("environment variable `{var}` is not set"))),
+            Some(var) => vars.var(var).map(Some).ok_or_else(|| {
+                field_err(field, format!("environment variable `{var}` is not set"))
+            }),
         }
     };
     if let Some(v) = env("endpoint_env", &raw.endpoint_env)? {

@@ -41,7 +41,7 @@ use futures::{Stream, TryStreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, AuditLog, Outcome};
 use crate::error::{Error, Result, audit_text, status};
 use crate::executor::Executors;
 use crate::logins::Logins;
@@ -64,6 +64,8 @@ pub(crate) struct BundService {
     bound: Mutex<prepared::BoundHandles>,
     /// The threads that check passwords.
     logins: Logins,
+    /// This server's audit log.
+    audit: AuditLog,
 }
 
 /// One request as its RPC's body sees it: its id, the engine of the configuration it runs
@@ -82,14 +84,6 @@ impl Call {
     }
 }
 
-/// Whether the current request's source may go on (see `audit`).
-fn admit() -> Result<()> {
-    audit::admit(&audit::context().source()).map_err(|r| match r {
-        audit::Refusal::Unwritable => Error::AuditUnwritable,
-        audit::Refusal::Budget { retry_after_secs } => Error::RateLimited { retry_after_secs },
-    })
-}
-
 fn new_request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -102,6 +96,7 @@ fn peer<T>(request: &Request<T>) -> Option<String> {
 /// Runs one RPC inside a span carrying its request id, maps its error to a status and
 /// writes its audit record (a query stream writes its own when it ends).
 async fn traced<T>(
+    log: &AuditLog,
     method: &'static str,
     client: Option<String>,
     fut: impl std::future::Future<Output = Result<T>>,
@@ -112,7 +107,7 @@ async fn traced<T>(
     match result {
         Ok(v) => {
             if !ctx.recorded_elsewhere {
-                audit::append(ctx.record(request_id, method));
+                log.append(ctx.record(request_id, method));
             }
             Ok(v)
         }
@@ -136,7 +131,7 @@ async fn traced<T>(
                 Error::Planner(bund_planner::Error::Execution(df)) => audit_text(df),
                 _ => status.message().to_string(),
             });
-            audit::append(record);
+            log.append(record);
             Err(status)
         }
     }
@@ -185,9 +180,11 @@ impl BundService {
         signer: Signer,
         executors: Arc<Executors>,
         logins: Logins,
+        audit: AuditLog,
     ) -> Self {
         Self {
             logins,
+            audit,
             limiter: Limiter::new(&settings),
             executors,
             engine: Arc::new(RwLock::new(engine)),
@@ -196,6 +193,23 @@ impl BundService {
             running: Arc::new(Running::default()),
             bound: Mutex::new(prepared::BoundHandles::default()),
         }
+    }
+
+    /// Whether the current request's source may go on (see `audit`).
+    fn admit(&self) -> Result<()> {
+        self.audit
+            .admit(&audit::context().source())
+            .map_err(|r| match r {
+                audit::Refusal::Unwritable => Error::AuditUnwritable,
+                audit::Refusal::Budget { retry_after_secs } => {
+                    Error::RateLimited { retry_after_secs }
+                }
+            })
+    }
+
+    /// This server's audit log (flushed at shutdown).
+    pub(crate) fn audit_log(&self) -> AuditLog {
+        self.audit.clone()
     }
 
     /// The slot the reloader swaps new engines into.
@@ -236,7 +250,7 @@ impl BundService {
             };
             body(call, request).await
         };
-        traced(method, client, fut, &id).await
+        traced(&self.audit, method, client, fut, &id).await
     }
 
     /// The handshake's door: like [`Self::serve`], without a principal to resolve (the
@@ -254,7 +268,7 @@ impl BundService {
         let id = new_request_id();
         let client = peer(&request);
         let fut = async { body(self.snapshot(), request).await };
-        traced(method, client, fut, &id).await
+        traced(&self.audit, method, client, fut, &id).await
     }
 }
 

@@ -13,7 +13,7 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Streaming};
 
-use super::{BundService, HandshakeStream, admit};
+use super::{BundService, HandshakeStream};
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::logins::NotChecked;
@@ -45,7 +45,7 @@ impl BundService {
     ) -> Result<Arc<Principal>> {
         let principal = self.resolve_principal(engine, metadata)?;
         audit::note_principal(&principal.id, &principal.roles, true);
-        admit()?;
+        self.admit()?;
         Ok(principal)
     }
 
@@ -151,7 +151,7 @@ impl BundService {
             }
         };
         audit::note_principal(&user, &[], false);
-        admit()?;
+        self.admit()?;
         let (principal, token) = self.login(engine, user, password).await?;
         audit::note_principal(&principal.id, &principal.roles, true);
         tracing::info!(principal = %principal.id, "logged in");

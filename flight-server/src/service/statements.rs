@@ -184,6 +184,7 @@ impl BundService {
         audit::note_recorded_elsewhere();
         let run = QueryRun {
             audit: record,
+            log: self.audit.clone(),
             request_id: call.id.clone(),
             qid: claims.qid.unwrap_or_default(),
             principal: principal.id.clone(),

@@ -18,7 +18,9 @@ use futures::TryStreamExt;
 use prost::Message;
 use tonic::Code;
 
-use crate::harness::{RESIDENTS, Server, column_strings, decode_any, example_config, row_count};
+use crate::harness::{
+    RESIDENTS, Server, SetClock, column_strings, decode_any, example_config, row_count,
+};
 
 fn stmt(sql: &str) -> CommandStatementQuery {
     CommandStatementQuery {
@@ -438,18 +440,22 @@ async fn tickets_are_bound_to_their_principal_and_refused_when_altered() {
     assert_eq!(row_count(&b), 1);
 }
 
+/// A ticket serves until its lifetime has passed on the server's clock, and not after.
 #[tokio::test]
 async fn expired_tickets_are_refused() {
-    let config = example_config("short-tickets", Some("ticket_ttl_secs = 1\n"));
-    let server = Server::start_with(&config);
+    let config = example_config("short-tickets", Some("ticket_ttl_secs = 60\n"));
+    let clock = SetClock::now();
+    let server = Server::start_with_clock(&config, clock.clone());
     let mut c = server.login("admin").await;
     let info = c.info(stmt("SELECT 1")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let err = c
-        .get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    clock.advance(Duration::from_secs(58));
+    let (_, b) = c.get(ticket.clone()).await.unwrap();
+    assert_eq!(row_count(&b), 1);
+    clock.advance(Duration::from_secs(3));
+    let err = c.get(ticket).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    assert!(err.message().contains("expired"), "{}", err.message());
 }
 
 async fn sql_client(
@@ -676,7 +682,7 @@ async fn queries_past_the_time_limit_fail_with_deadline_exceeded() {
 
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
-    let server = Server::start();
+    let server = Server::process_example();
     let mut c = server.login("admin").await;
     c.query("SELECT 1").await.unwrap();
     let status = server.stop();

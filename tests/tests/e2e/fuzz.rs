@@ -166,7 +166,7 @@ async fn fuzz_flight_sql_commands_and_tickets() {
         "fuzz-flight",
         Some("audit_records_per_minute = 10000000\n"),
     );
-    let mut server = Server::start_with(&config);
+    let mut server = Server::process(&config);
     let mut admin = server.login("admin").await;
     let mut anonymous = server.client().await;
 

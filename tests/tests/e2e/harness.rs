@@ -1,4 +1,5 @@
-//! Starting and stopping the real server, and a raw Flight client that keeps status codes.
+//! Starting servers (in this process, or the real binary) and a raw Flight client that keeps
+//! status codes.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -118,43 +119,148 @@ pub(crate) fn example_config(name: &str, server_toml: Option<&str>) -> PathBuf {
     dir
 }
 
-/// A running `bund serve`, stopped with SIGTERM when dropped.
+/// The example configuration, written once per test run.
+fn default_config() -> &'static Path {
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    CONFIG.get_or_init(|| example_config("config", None))
+}
+
+/// A running server: most tests serve in this process (`bund_server::start`, on port 0);
+/// those that need a process of its own (its memory and CPU, surviving hostile input,
+/// signals, the command line) start the real `bund serve` with [`Server::process`].
 pub(crate) struct Server {
-    child: Child,
+    backing: Backing,
     pub(crate) addr: String,
+}
+
+enum Backing {
+    InProcess(bund_server::Running),
+    Process(Process),
+}
+
+/// A `bund serve` child process, stopped with SIGTERM when dropped.
+struct Process {
+    child: Child,
     _logs: std::thread::JoinHandle<()>,
-    /// For a shared server: the write end of its watchdog's standard input (see
-    /// [`Server::start_shared`]).
-    _watchdog: Option<std::process::ChildStdin>,
-    /// The lines the server wrote to standard error so far (also passed on to ours).
-    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// A clock a test sets: tokens and tickets of a server started with it expire when the
+/// test says so ([`Server::start_with_clock`]).
+#[derive(Debug)]
+pub(crate) struct SetClock(std::sync::Mutex<std::time::SystemTime>);
+
+impl SetClock {
+    pub(crate) fn now() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::Mutex::new(std::time::SystemTime::now())))
+    }
+
+    pub(crate) fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().expect("clock");
+        *t += by;
+    }
+}
+
+impl bund_server::Clock for SetClock {
+    fn now(&self) -> std::time::SystemTime {
+        *self.0.lock().expect("clock")
+    }
 }
 
 impl Server {
+    /// An in-process server of the example configuration.
+    pub(crate) fn start() -> Self {
+        Self::start_with(default_config())
+    }
+
+    /// The real `bund serve` of the example configuration.
+    pub(crate) fn process_example() -> Self {
+        Self::process(default_config())
+    }
+
+    /// An in-process server of `config` (its data: the test data set).
     pub(crate) fn start_with(config: &Path) -> Self {
         Self::start_with_env(config, &[])
     }
 
+    /// An in-process server of `config` whose `*_env` settings read `env` first.
     pub(crate) fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(bund_bin());
-        Self::serve_args(&mut command, config, env);
-        Self::spawn(command, false)
+        Self::in_process(Self::options(config, env))
     }
 
-    /// A server for many tests, kept in a `static`: its `Drop` never runs, so it is started
-    /// under a watchdog shell that stops it when the test process ends (the shell's
-    /// standard input, held by this process, then reaches its end). Its `pid` is the
-    /// shell's; it is never stopped by hand.
+    /// An in-process server whose tokens and tickets expire by `clock`.
+    pub(crate) fn start_with_clock(
+        config: &Path,
+        clock: std::sync::Arc<dyn bund_server::Clock>,
+    ) -> Self {
+        let mut start = Self::options(config, &[]);
+        start.clock = clock;
+        Self::in_process(start)
+    }
+
+    /// A server for many tests, kept in a `static`. In-process, it ends with the test
+    /// process.
     pub(crate) fn start_shared(config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(r#""$@" <&- & pid=$!; read -r _; kill -TERM "$pid"; wait "$pid""#)
-            .arg("sh")
-            .arg(bund_bin());
+        Self::start_with_env(config, env)
+    }
+
+    fn options(config: &Path, env: &[(&str, &str)]) -> bund_server::Start {
+        let mut options = bund_server::load_options(config, Some(example_data().to_path_buf()));
+        for (name, value) in env {
+            options.env = options.env.with(*name, *value);
+        }
+        let mut start = bund_server::Start::new(options);
+        // A test that stops a server means it: open connections are closed at once.
+        start.grace = Duration::ZERO;
+        start
+    }
+
+    fn in_process(start: bund_server::Start) -> Self {
+        let config = start.options.config_dir.display().to_string();
+        let running = bund_server::start(start)
+            .unwrap_or_else(|e| panic!("cannot serve {config} in-process: {e:#}"));
+        Self {
+            addr: running.addr().to_string(),
+            backing: Backing::InProcess(running),
+        }
+    }
+
+    /// The in-process server (panics for a process: its reloads are read from its log).
+    pub(crate) fn running(&self) -> &bund_server::Running {
+        match &self.backing {
+            Backing::InProcess(r) => r,
+            Backing::Process(_) => {
+                panic!("this server is a process; start it with Server::start_with")
+            }
+        }
+    }
+
+    fn child(&self) -> &Process {
+        match &self.backing {
+            Backing::Process(p) => p,
+            Backing::InProcess(_) => {
+                panic!("this server runs in the test process; start it with Server::process")
+            }
+        }
+    }
+
+    fn child_mut(&mut self) -> &mut Process {
+        match &mut self.backing {
+            Backing::Process(p) => p,
+            Backing::InProcess(_) => {
+                panic!("this server runs in the test process; start it with Server::process")
+            }
+        }
+    }
+
+    /// The real `bund serve` of `config`, as a process of its own.
+    pub(crate) fn process(config: &Path) -> Self {
+        Self::process_with_env(config, &[])
+    }
+
+    pub(crate) fn process_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(bund_bin());
         Self::serve_args(&mut command, config, env);
-        command.stdin(Stdio::piped());
-        Self::spawn(command, true)
+        Self::spawn(command)
     }
 
     fn serve_args(command: &mut Command, config: &Path, env: &[(&str, &str)]) {
@@ -169,21 +275,14 @@ impl Server {
             .stderr(Stdio::piped());
     }
 
-    /// Starts `command` and waits for the address it serves on; `watched`: its standard
-    /// input is the watchdog's, kept open as long as the server is.
-    fn spawn(mut command: Command, watched: bool) -> Self {
+    /// Starts `command` and waits for the address it serves on; passes its log on to ours.
+    fn spawn(mut command: Command) -> Self {
         let mut child = command.spawn().expect("start bund serve");
-        let watchdog = if watched { child.stdin.take() } else { None };
         let stdout = child.stdout.take().expect("stdout");
-        let stderr_pipe = child.stderr.take().expect("stderr");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = std::sync::Arc::clone(&stderr);
+        let stderr = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("{line}");
-                if let Ok(mut lines) = kept.lock() {
-                    lines.push(line);
-                }
             }
         });
         let (tx, rx) = std::sync::mpsc::channel();
@@ -201,47 +300,19 @@ impl Server {
                 panic!("bund serve did not print its address within 60 s")
             });
         Self {
-            child,
             addr,
-            _logs: logs,
-            _watchdog: watchdog,
-            stderr,
+            backing: Backing::Process(Process { child, _logs: logs }),
         }
     }
 
-    /// How many lines of the server's log so far contain `text`.
-    pub(crate) fn log_count(&self, text: &str) -> usize {
-        self.stderr
-            .lock()
-            .map_or(0, |lines| lines.iter().filter(|l| l.contains(text)).count())
-    }
-
-    /// Waits until more than `seen` lines of the server's log contain `text`; panics after
-    /// `within`.
-    pub(crate) async fn wait_for_log(&self, text: &str, seen: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.log_count(text) <= seen {
-            assert!(
-                Instant::now() < deadline,
-                "the server did not log `{text}` within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub(crate) fn start() -> Self {
-        static CONFIG: OnceLock<PathBuf> = OnceLock::new();
-        Self::start_with(CONFIG.get_or_init(|| example_config("config", None)))
-    }
-
-    /// The server's process id (for its memory and CPU in /proc).
+    /// The server process's id (for its memory and CPU in /proc).
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().child.id()
     }
 
-    /// True while the process runs.
+    /// True while the server process runs.
     pub(crate) fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.child_mut().child.try_wait(), Ok(None))
     }
 
     pub(crate) fn uri(&self) -> String {
@@ -279,11 +350,21 @@ impl Server {
         c
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
-    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
-        self.terminate()
+    /// Stops the server and waits until it has: a process gets SIGTERM and its exit status
+    /// is returned; an in-process server that stopped without an error reads as exit 0.
+    pub(crate) fn stop(self) -> std::process::ExitStatus {
+        match self.backing {
+            Backing::Process(mut p) => p.terminate(),
+            Backing::InProcess(r) => {
+                r.stop()
+                    .expect("the in-process server stopped with an error");
+                std::process::ExitStatus::default()
+            }
+        }
     }
+}
 
+impl Process {
     fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -302,7 +383,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for Process {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             self.terminate();

@@ -453,7 +453,7 @@ async fn a_hundred_ored_comparisons_as_bi_tools_send_them_answer() {
 
 #[tokio::test]
 async fn five_thousand_added_terms_are_invalid_argument_and_the_server_lives() {
-    let mut server = Server::start();
+    let mut server = Server::process_example();
     let mut c = server.client().await;
     let sql = format!("SELECT {}", vec!["1"; 5_000].join("+"));
     let (code, message) = refused(&mut c, &sql).await;
@@ -465,7 +465,7 @@ async fn five_thousand_added_terms_are_invalid_argument_and_the_server_lives() {
 
 #[tokio::test]
 async fn thousands_of_nested_parentheses_are_invalid_argument() {
-    let mut server = Server::start();
+    let mut server = Server::process_example();
     let mut c = server.client().await;
     let sql = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
     let (code, _) = refused(&mut c, &sql).await;
@@ -475,7 +475,7 @@ async fn thousands_of_nested_parentheses_are_invalid_argument() {
 
 #[tokio::test]
 async fn thousands_of_nested_subqueries_are_invalid_argument() {
-    let mut server = Server::start();
+    let mut server = Server::process_example();
     let mut c = server.client().await;
     let sql = format!(
         "{}SELECT 1{}",
@@ -489,7 +489,7 @@ async fn thousands_of_nested_subqueries_are_invalid_argument() {
 
 #[tokio::test]
 async fn a_union_of_thousands_of_selects_is_invalid_argument() {
-    let mut server = Server::start();
+    let mut server = Server::process_example();
     let mut c = server.client().await;
     let sql = vec!["SELECT 1"; 3_000].join(" UNION ALL ");
     let (code, _) = refused(&mut c, &sql).await;
@@ -582,7 +582,7 @@ const CROSS_JOIN: &str =
 #[tokio::test]
 async fn two_anonymous_cross_joins_leave_logins_and_other_queries_answering() {
     let config = example_config("wedge", Some("anonymous_query_timeout_secs = 20\n"));
-    let server = Server::start_with(&config);
+    let server = Server::process(&config);
     let mut attackers = Vec::new();
     for _ in 0..2 {
         let mut c = server.client().await;
@@ -616,7 +616,7 @@ async fn a_query_past_its_deadline_stops_its_work_whether_or_not_anyone_reads() 
         "deadline-unread",
         Some("anonymous_query_timeout_secs = 3\n"),
     );
-    let server = Server::start_with(&config);
+    let server = Server::process(&config);
     let mut c = server.client().await;
     // GetFlightInfo, then DoGet without reading a single message
     let info = c
@@ -637,7 +637,7 @@ async fn a_query_past_its_deadline_stops_its_work_whether_or_not_anyone_reads() 
 
 #[tokio::test]
 async fn sigterm_stops_the_server_while_cross_joins_run() {
-    let server = Server::start();
+    let server = Server::process_example();
     for _ in 0..2 {
         let mut c = server.client().await;
         tokio::spawn(async move {
@@ -797,7 +797,7 @@ async fn bound_parameters_do_not_accumulate() {
     use futures::{StreamExt, TryStreamExt};
     use prost::Message;
 
-    let server = Server::start();
+    let server = Server::process_example();
     let mut client = sql_client(&server).await;
     let mut bind = async |n: usize| {
         for _ in 0..n {
@@ -852,7 +852,7 @@ async fn bound_parameters_do_not_accumulate() {
 
 #[tokio::test]
 async fn a_hundred_logins_of_unknown_users_at_once_stay_within_memory() {
-    let server = Server::start();
+    let server = Server::process_example();
     let (_, before) = memory_mib(server.pid());
     let mut logins = Vec::new();
     for i in 0..100 {
@@ -878,7 +878,7 @@ async fn a_hundred_logins_of_unknown_users_at_once_stay_within_memory() {
 
 #[tokio::test]
 async fn repeat_of_four_hundred_million_is_refused_without_allocating() {
-    let server = Server::start();
+    let server = Server::process_example();
     let (_, before) = memory_mib(server.pid());
     let mut c = server.client().await;
     let (code, message) = refused(&mut c, "SELECT repeat('x', 400000000)").await;
@@ -934,7 +934,7 @@ async fn under_every_attack_at_once_others_answer_memory_holds_and_sigterm_stops
             "memory_limit_mb = {LIMIT_MB}\nanonymous_query_timeout_secs = 10\nquery_timeout_secs = 30\n"
         )),
     );
-    let mut server = Server::start_with(&config);
+    let mut server = Server::process(&config);
     let pid = server.pid();
     let (_, base) = memory_mib(pid);
     let stop = Arc::new(AtomicBool::new(false));

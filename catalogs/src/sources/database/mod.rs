@@ -195,6 +195,7 @@ impl DatabaseSettings {
     pub(crate) fn from_raw(
         raw: &RawDatabase,
         data_dir: &std::path::Path,
+        env: &crate::Environment,
     ) -> Result<Self, (&'static str, String)> {
         let kind = match &raw.kind {
             Word::Known(kind) => *kind,
@@ -212,7 +213,7 @@ impl DatabaseSettings {
                 DatabaseKind::Postgres | DatabaseKind::Mysql | DatabaseKind::FlightSql,
                 Some(var),
                 None,
-            ) => std::env::var(var).map_err(|_| {
+            ) => env.var(var).ok_or_else(|| {
                 (
                     "url_env",
                     format!("environment variable `{var}` is not set"),
