@@ -226,6 +226,9 @@ impl Mariadb {
         let dir = scratch_dir(&format!("mariadb-{name}"));
         let as_mysql = is_root();
         std::fs::create_dir_all(dir.join("data")).expect("create data dir");
+        // Its own temporary directory: bootstraps running at once in the shared /tmp
+        // removed each other's temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+        std::fs::create_dir_all(dir.join("tmp")).expect("create tmp dir");
         if as_mysql {
             run(
                 Command::new("chown").args(["-R", "mysql"]).arg(&dir),
@@ -241,6 +244,7 @@ impl Mariadb {
         if as_mysql {
             install.arg("--user=mysql");
         }
+        install.env("TMPDIR", dir.join("tmp"));
         run(&mut install, "mariadb-install-db");
         let mut db = Self {
             mariadbd,
@@ -272,6 +276,7 @@ impl Mariadb {
                 self.dir.join("mariadb.pid").display()
             ))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
             .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
             .args([

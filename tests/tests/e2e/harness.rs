@@ -187,6 +187,14 @@ impl Server {
         Self::in_process(Self::options(config, env))
     }
 
+    /// An in-process server of `config` on `addr` (a server started again where another
+    /// stopped).
+    pub(crate) fn start_at(config: &Path, addr: &str) -> Self {
+        let mut start = Self::options(config, &[]);
+        start.addr = addr.parse().expect("a socket address");
+        Self::in_process(start)
+    }
+
     /// An in-process server whose tokens and tickets expire by `clock`.
     pub(crate) fn start_with_clock(
         config: &Path,

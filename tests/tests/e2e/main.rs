@@ -9,6 +9,7 @@
 
 mod check;
 mod clients;
+mod conformance;
 mod databases;
 mod dbservers;
 mod flight;

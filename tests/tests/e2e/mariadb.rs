@@ -1,14 +1,15 @@
 //! MySQL/MariaDB sources against a real MariaDB server started here: types, the SQL Bund
 //! sends (golden), the server's own log as evidence of what it sent back, text filters
-//! under case-insensitive collations, masks that never reach it, a wrong password, a
-//! statement timeout, and a server that goes down and comes back.
+//! under case-insensitive collations, masks that never reach it and a wrong password.
+//! What every kind must do alike is in `conformance.rs`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use tonic::Code;
 
-use crate::databases::{check_fails_with, people_policy, rows, scans_sql};
+use crate::databases::{
+    append_config, bureau_entries, check_fails_with, people_policy, rows, scans_sql,
+};
 use crate::dbservers::{Mariadb, PASSWORD};
 use crate::harness::{Raw, Server, example_config};
 
@@ -48,68 +49,42 @@ fn mariadb(name: &str) -> Mariadb {
 }
 
 /// The example plus a MariaDB bureau `mysrc`: `people` (declared columns), `types` (read
-/// from the server), `big_amounts` (a query), `slow` (past its statement timeout) and
+/// from the server), `big_amounts` (a query) and
 /// `elsewhere` (a database entry with a wrong password).
 fn config(name: &str, unsupported: &str) -> PathBuf {
     let dir = example_config(&format!("config-{name}"), None);
-    let catalog = std::fs::read_to_string(dir.join("catalog.toml")).unwrap();
-    let catalog = format!(
-        r#"{catalog}
-[[database]]
-name = "market_my"
-kind = "mysql"
-url_env = "{URL_ENV}"
-connect_timeout_s = 2
-{unsupported}
-
-[[database]]
-name = "market_my_slow"
-kind = "mariadb"
-url_env = "{URL_ENV}"
-statement_timeout_s = 1
-
-[[bureau]]
-id = "mysrc"
-name_zh = "市场监管局数据库"
-name_en = "Market regulation database"
-
-[[bureau.table]]
-name = "people"
-description = "People with amounts, in MariaDB."
-tags = ["personal"]
-open_level = "not_open"
-source = {{ kind = "database", database = "market_my", table = "people" }}
-columns = [
-  {{ name = "id_card", type = "varchar", nullable = false }},
-  {{ name = "district_code", type = "varchar", nullable = false }},
-  {{ name = "amount", type = "decimal(12,2)" }},
-  {{ name = "status", type = "varchar" }},
-]
-
-[[bureau.table]]
-name = "types"
-description = "Every mapped type."
-open_level = "not_open"
-source = {{ kind = "database", database = "market_my", table = "bund.types" }}
-
-[[bureau.table]]
-name = "big_amounts"
-description = "A query as the source."
-open_level = "not_open"
-source = {{ kind = "database", database = "market_my", query = "SELECT district_code, amount FROM people WHERE amount > 50" }}
-
-[[bureau.table]]
-name = "slow"
-description = "A query that runs past its database's statement timeout."
-open_level = "not_open"
-source = {{ kind = "database", database = "market_my_slow", query = "SELECT district_code FROM people WHERE SLEEP(3) = 0" }}
-columns = [{{ name = "district_code", type = "varchar" }}]
-"#
+    let catalog = bureau_entries(
+        "mysrc",
+        &[(
+            "market_my",
+            &format!(
+                "kind = \"mysql\"\nurl_env = \"{URL_ENV}\"\nconnect_timeout_s = 2\n{unsupported}"
+            ),
+        )],
+        &[
+            (
+                "people",
+                r#"kind = "database", database = "market_my", table = "people""#,
+                r#"columns = [
+  { name = "id_card", type = "varchar", nullable = false },
+  { name = "district_code", type = "varchar", nullable = false },
+  { name = "amount", type = "decimal(12,2)" },
+  { name = "status", type = "varchar" },
+]"#,
+            ),
+            (
+                "types",
+                r#"kind = "database", database = "market_my", table = "bund.types""#,
+                "",
+            ),
+            (
+                "big_amounts",
+                r#"kind = "database", database = "market_my", query = "SELECT district_code, amount FROM people WHERE amount > 50""#,
+                "",
+            ),
+        ],
     );
-    std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
-    let security = std::fs::read_to_string(dir.join("security.toml")).unwrap();
-    let security = format!("{security}{}", people_policy("mysrc", "my_people"));
-    std::fs::write(dir.join("security.toml"), security).unwrap();
+    append_config(&dir, &catalog, &people_policy("mysrc", "my_people"));
     dir
 }
 
@@ -371,47 +346,6 @@ async fn masks_and_row_filters_on_a_mariadb_table_stay_in_bund_or_run_as_plain_s
     let log = db.statement_log();
     assert!(log.contains("FROM `people` WHERE"), "{log}");
     assert!(!log.contains("mask_"), "{log}");
-}
-
-#[tokio::test]
-async fn a_mariadb_source_that_goes_down_fails_alone_and_recovers_by_itself() {
-    let mut db = mariadb("down");
-    let server = start(&config("my-down", TEXT), &db);
-    let mut admin = server.login("admin").await;
-    let count = "SELECT count(*) FROM mysrc.people";
-    assert_eq!(rows(&mut admin, count).await, vec![vec!["4"]]);
-
-    // Past the statement timeout: cancelled by the server, reported as such.
-    let started = Instant::now();
-    let err = admin.query("SELECT * FROM mysrc.slow").await.unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
-    assert!(
-        err.message().contains("market_my_slow") && err.message().contains("statement timeout"),
-        "{}",
-        err.message()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-
-    db.stop();
-    let started = Instant::now();
-    let err = admin.query(count).await.unwrap_err();
-    let took = started.elapsed();
-    assert_eq!(err.code(), Code::Unavailable, "{err}");
-    assert!(err.message().contains("market_my"), "{}", err.message());
-    assert!(!err.message().contains(PASSWORD), "{}", err.message());
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert_eq!(
-        rows(&mut admin, "SELECT count(*) > 0 FROM police.residents").await,
-        vec![vec!["true"]]
-    );
-
-    // Back: the pooled connections from before are found dead and replaced.
-    db.start_again();
-    assert_eq!(rows(&mut admin, count).await, vec![vec!["4"]]);
 }
 
 #[tokio::test]
