@@ -17,11 +17,9 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tonic::Code;
 
-use crate::databases::{
-    append_config, bureau_entries, people_policy, rows, scans_sql, write_sqlite,
-};
+use crate::databases::{people_policy, rows, scans_sql, write_sqlite};
 use crate::dbservers::{Mariadb, PASSWORD, Postgres};
-use crate::harness::{Raw, Server, example_config, scratch_dir};
+use crate::harness::{Raw, Server, append_config, bureau_entries, example_config, scratch_dir};
 
 /// Rows of `people`: (id_card, district_code, amount in cents).
 const PEOPLE: &[(&str, &str, i64)] = &[

@@ -11,7 +11,10 @@ use tonic::Code;
 use crate::dbservers::{PASSWORD, Postgres};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use crate::harness::{Raw, Server, bund_bin, column_strings, example_config, example_data};
+use crate::harness::{
+    Raw, Server, append_config, bund_bin, bureau_entries, column_strings, example_config,
+    example_data,
+};
 
 const URL_ENV: &str = "BUND_TEST_HRSS_PG_URL";
 
@@ -136,28 +139,6 @@ sensitive = ["id_card"]
   deny = ["id_card"]
 "#
     )
-}
-
-/// catalog.toml entries of a bureau `id`: each of `databases` is (name, settings), each of
-/// `tables` (name, its `source` between the braces, more lines such as `columns = …`).
-pub(crate) fn bureau_entries(
-    id: &str,
-    databases: &[(&str, &str)],
-    tables: &[(&str, &str, &str)],
-) -> String {
-    let mut out = String::new();
-    for (name, settings) in databases {
-        out.push_str(&format!("\n[[database]]\nname = \"{name}\"\n{settings}\n"));
-    }
-    out.push_str(&format!(
-        "\n[[bureau]]\nid = \"{id}\"\nname_zh = \"{id}\"\nname_en = \"Bureau {id}\"\n"
-    ));
-    for (name, source, more) in tables {
-        out.push_str(&format!(
-            "\n[[bureau.table]]\nname = \"{name}\"\ndescription = \"{id}.{name}\"\nopen_level = \"not_open\"\nsource = {{ {source} }}\n{more}\n"
-        ));
-    }
-    out
 }
 
 fn start(config: &Path, pg: &Postgres) -> Server {
@@ -686,33 +667,20 @@ pub(crate) fn write_sqlite(file: &Path, script: &str) {
     );
 }
 
-/// Appends entries to a configuration's catalog.toml and security.toml.
-pub(crate) fn append_config(config: &Path, catalog: &str, security: &str) {
-    for (file, extra) in [("catalog.toml", catalog), ("security.toml", security)] {
-        let text = std::fs::read_to_string(config.join(file)).unwrap();
-        std::fs::write(config.join(file), format!("{text}\n{extra}")).unwrap();
-    }
-}
-
 /// Rows of the `owned` table: owners that a case-insensitive collation confuses.
 pub(crate) const OWNED: &[(&str, i64)] = &[("alice", 1), ("ALICE", 100), ("bob", 10)];
 
 /// A bureau `schema` whose `owned` table lives in `database`: admin reads it all, the police
 /// officer only alice's rows.
 pub(crate) fn owned_catalog(schema: &str, database: &str, table: &str) -> (String, String) {
-    let catalog = format!(
-        r#"
-[[bureau]]
-id = "{schema}"
-name_zh = "归属库"
-name_en = "Owned amounts"
-
-[[bureau.table]]
-name = "owned"
-description = "Amounts by owner, under a case-insensitive collation."
-open_level = "not_open"
-source = {{ kind = "database", database = "{database}", table = "{table}" }}
-"#
+    let catalog = bureau_entries(
+        schema,
+        &[],
+        &[(
+            "owned",
+            &format!("kind = \"database\", database = \"{database}\", table = \"{table}\""),
+            "",
+        )],
     );
     let security = format!(
         r#"

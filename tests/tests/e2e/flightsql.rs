@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::databases::{append_config, bureau_entries, people_policy, rows, scans_sql};
-use crate::harness::{Raw, Server, example_config, row_count};
+use crate::databases::{people_policy, rows, scans_sql};
+use crate::harness::{Raw, Server, append_config, bureau_entries, example_config, row_count};
 
 const URL_ENV: &str = "BUND_TEST_DISTRICT_URL";
 

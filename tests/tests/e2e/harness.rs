@@ -89,6 +89,36 @@ pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// catalog.toml entries of a bureau `id`: each of `databases` is (name, settings), each of
+/// `tables` (name, its `source` between the braces, more lines such as `columns = …`).
+pub(crate) fn bureau_entries(
+    id: &str,
+    databases: &[(&str, &str)],
+    tables: &[(&str, &str, &str)],
+) -> String {
+    let mut out = String::new();
+    for (name, settings) in databases {
+        out.push_str(&format!("\n[[database]]\nname = \"{name}\"\n{settings}\n"));
+    }
+    out.push_str(&format!(
+        "\n[[bureau]]\nid = \"{id}\"\nname_zh = \"{id}\"\nname_en = \"Bureau {id}\"\n"
+    ));
+    for (name, source, more) in tables {
+        out.push_str(&format!(
+            "\n[[bureau.table]]\nname = \"{name}\"\ndescription = \"{id}.{name}\"\nopen_level = \"not_open\"\nsource = {{ {source} }}\n{more}\n"
+        ));
+    }
+    out
+}
+
+/// Appends entries to a configuration's catalog.toml and security.toml.
+pub(crate) fn append_config(config: &Path, catalog: &str, security: &str) {
+    for (file, extra) in [("catalog.toml", catalog), ("security.toml", security)] {
+        let text = std::fs::read_to_string(config.join(file)).unwrap();
+        std::fs::write(config.join(file), format!("{text}\n{extra}")).unwrap();
+    }
+}
+
 /// The example data, generated once per test run.
 pub(crate) fn example_data() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();

@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 
 use tonic::Code;
 
-use crate::databases::{
-    append_config, bureau_entries, check_fails_with, people_policy, rows, scans_sql,
-};
+use crate::databases::{check_fails_with, people_policy, rows, scans_sql};
 use crate::dbservers::{Mariadb, PASSWORD};
-use crate::harness::{Raw, Server, example_config};
+use crate::harness::{Raw, Server, append_config, bureau_entries, example_config};
 
 const URL_ENV: &str = "BUND_TEST_MARKET_MY_URL";
 const BAD_URL_ENV: &str = "BUND_TEST_MARKET_MY_BAD_URL";
@@ -352,27 +350,19 @@ async fn masks_and_row_filters_on_a_mariadb_table_stay_in_bund_or_run_as_plain_s
 async fn a_wrong_password_is_reported_by_check_and_served_around_by_serve() {
     let db = mariadb("password");
     let dir = config("my-password", TEXT);
-    let catalog = std::fs::read_to_string(dir.join("catalog.toml")).unwrap();
-    let catalog = format!(
-        r#"{catalog}
-[[database]]
-name = "market_my_wrong"
-kind = "mysql"
-url_env = "{BAD_URL_ENV}"
-
-[[bureau]]
-id = "mywrong"
-name_zh = "密码错误"
-name_en = "Wrong password"
-
-[[bureau.table]]
-name = "people"
-description = "Read with a wrong password."
-open_level = "not_open"
-source = {{ kind = "database", database = "market_my_wrong", table = "people" }}
-"#
+    let catalog = bureau_entries(
+        "mywrong",
+        &[(
+            "market_my_wrong",
+            &format!("kind = \"mysql\"\nurl_env = \"{BAD_URL_ENV}\""),
+        )],
+        &[(
+            "people",
+            r#"kind = "database", database = "market_my_wrong", table = "people""#,
+            "",
+        )],
     );
-    std::fs::write(dir.join("catalog.toml"), catalog).unwrap();
+    append_config(&dir, &catalog, "");
     let bad_url = db.url().replace(PASSWORD, "not-the-password");
     let text = check_fails_with(&dir, &[(URL_ENV, &db.url()), (BAD_URL_ENV, &bad_url)]);
     assert!(
@@ -428,7 +418,7 @@ async fn mariadb_text_under_its_usual_collation_stays_in_bund_and_under_nopad_bi
     let config = example_config("config-mariadb-collations", None);
     let (loose, loose_security) = crate::databases::owned_catalog("myo", "owned_my", "owned");
     let (exact, exact_security) = crate::databases::owned_catalog("myb", "owned_my", "owned_bin");
-    crate::databases::append_config(
+    append_config(
         &config,
         &format!(
             "[[database]]\nname = \"owned_my\"\nkind = \"mysql\"\nurl_env = \"{URL_ENV}\"\n{loose}{exact}"

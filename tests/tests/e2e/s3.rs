@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{RESIDENTS, Server, column_strings, example_data, free_port, scratch_dir};
+use crate::harness::{
+    RESIDENTS, Server, bureau_entries, column_strings, example_data, free_port, scratch_dir,
+};
 
 const BUCKET: &str = "bureau-lake";
 
@@ -139,10 +141,8 @@ async fn parquet_on_s3_compatible_storage_is_served_like_local_files() {
         format!("audit_dir = \"{}\"\n", config.join("audit").display()),
     )
     .unwrap();
-    std::fs::write(
-        config.join("catalog.toml"),
-        format!(
-            r#"
+    let s3 = format!(
+        r#"
 [[s3]]
 bucket = "{BUCKET}"
 endpoint_env = "E2E_S3_ENDPOINT"
@@ -150,21 +150,18 @@ region_env = "E2E_S3_REGION"
 access_key_id_env = "E2E_S3_KEY_ID"
 secret_access_key_env = "E2E_S3_SECRET"
 allow_http = true
-
-[[bureau]]
-id = "police"
-name_zh = "上海市公安局"
-name_en = "Shanghai Municipal Public Security Bureau"
-
-[[bureau.table]]
-name = "residents"
-description = "Residents, read from object storage"
-open_level = "not_open"
-source = {{ kind = "parquet", location = "s3://{BUCKET}/police/residents/" }}
 "#
-        ),
-    )
-    .unwrap();
+    );
+    let police = bureau_entries(
+        "police",
+        &[],
+        &[(
+            "residents",
+            &format!("kind = \"parquet\", location = \"s3://{BUCKET}/police/residents/\""),
+            "",
+        )],
+    );
+    std::fs::write(config.join("catalog.toml"), format!("{s3}{police}")).unwrap();
     let endpoint = weed.endpoint();
     let env = [
         ("E2E_S3_ENDPOINT", endpoint.as_str()),
