@@ -193,17 +193,20 @@ pub(crate) fn datafusion_status(e: &DataFusionError, request_id: &str) -> Status
 
 /// What the audit records of a failure while running: its kind, never its text, which may
 /// quote a value of a row (a failed cast quotes the value) that the auditor's own grants
-/// do not show. A data source's failure keeps the source's name and, where it concerns the
-/// connection rather than a row, its message.
+/// do not show. A data source's failure keeps the source's name and the class of its
+/// failure, as the client reads them; the source's own message (which can name a bureau's
+/// hosts, users or internal schema) is in the server log under the record's request id.
 pub(crate) fn audit_text(e: &DataFusionError) -> String {
     if let Some(source) = bund_catalogs::source_error(e) {
-        return match source.kind {
-            SourceErrorKind::Unavailable | SourceErrorKind::Timeout => source.to_string(),
-            SourceErrorKind::Remote => format!(
-                "data source `{}` failed the query (its message is withheld from the audit)",
-                source.source
-            ),
+        let what = match source.kind {
+            SourceErrorKind::Unavailable => "is unavailable",
+            SourceErrorKind::Timeout => "cancelled the query at its statement timeout",
+            SourceErrorKind::Remote => "failed the query",
         };
+        return format!(
+            "data source `{}` {what} (its message is in the server log under this request id)",
+            source.source
+        );
     }
     let kind = match e.find_root() {
         DataFusionError::ArrowError(a, _) => match a.as_ref() {
@@ -270,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn a_source_error_gives_its_class_and_source_not_its_text() {
+    fn a_source_error_gives_its_class_and_source_not_its_text_to_the_client_or_the_audit() {
         for (kind, code) in [
             (SourceErrorKind::Unavailable, Code::Unavailable),
             (SourceErrorKind::Timeout, Code::DeadlineExceeded),
@@ -281,12 +284,18 @@ mod tests {
                 kind,
                 message: "relation \"hrss.staff_internal\" on db-7.internal does not exist".into(),
             };
-            let s = status(&running(DataFusionError::from(source)), "r7");
+            let failure = DataFusionError::from(source);
+            let audited = audit_text(&failure);
+            let s = status(&running(failure), "r7");
             assert_eq!(s.code(), code);
             assert!(s.message().contains("`hrss_pg`"), "{}", s.message());
             assert!(s.message().contains("request id r7"), "{}", s.message());
-            assert!(!s.message().contains("staff_internal"), "{}", s.message());
-            assert!(!s.message().contains("db-7"), "{}", s.message());
+            // Nor does the audit record hold it: the server log does, under the request id.
+            assert!(audited.contains("`hrss_pg`"), "{audited}");
+            for text in [s.message(), audited.as_str()] {
+                assert!(!text.contains("staff_internal"), "{text}");
+                assert!(!text.contains("db-7"), "{text}");
+            }
         }
     }
 
