@@ -21,6 +21,7 @@ mod settings;
 mod tokens;
 mod wire;
 
+pub use reload::Reloads;
 pub use settings::ServerSettings;
 pub use tokens::{Clock, SystemClock};
 
@@ -330,7 +331,6 @@ pub struct Running {
     reloads: tokio::sync::watch::Receiver<reload::Reloads>,
 }
 
-pub use reload::Reloads;
 
 impl Running {
     /// The address it serves Flight SQL on.
