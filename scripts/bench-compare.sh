@@ -5,6 +5,7 @@
 # machine noise hits both alike. Prints the median seconds per case and the ratio B / A.
 #
 #   bash scripts/bench-compare.sh BUND_A BUND_B [ROWS] [ROUNDS]   # default 3000000 rows, 5 rounds
+#   ONLY=police,join bash scripts/bench-compare.sh ...              # just these cases
 #
 # Cases: the full scan, the same under the police policy (row filter + masks), a GROUP BY,
 # an aggregate over the CSV bureau, string functions, a join with an aggregate, a top-n, a
@@ -69,6 +70,12 @@ CASES = [
     ("topic", "city_analyst", "SELECT * FROM topic.population WHERE district_code = '310104'", 1),
     ("planning", "pudong_police", "SELECT name, phone FROM police.residents LIMIT 10", 20),
 ]
+only = [c for c in os.environ.get("ONLY", "").split(",") if c]
+if only:
+    unknown = set(only) - {c[0] for c in CASES}
+    if unknown:
+        sys.exit(f"ONLY names unknown cases: {sorted(unknown)}; cases: {[c[0] for c in CASES]}")
+    CASES = [c for c in CASES if c[0] in only]
 conns = {}
 
 def conn(addr, user):
