@@ -240,14 +240,24 @@ async fn run(
         .max_encoding_message_size(usize::MAX);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let mut graceful = stopping;
+    // Small answers go out at once: without TCP_NODELAY, Nagle's algorithm holds a
+    // response's last segment until the client's delayed ACK (about 40 ms a round trip).
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            if let Ok(stream) = &accepted
+                && let Err(e) = stream.set_nodelay(true)
+            {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+            accepted
+        },
+    );
     let serving = tonic::transport::Server::builder()
         .add_service(server)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                let _ = graceful.wait_for(|s| *s).await;
-            },
-        );
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = graceful.wait_for(|s| *s).await;
+        });
     tokio::select! {
         result = serving => result.context("Flight SQL server failed")?,
         () = async {
@@ -330,7 +340,6 @@ pub struct Running {
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     reloads: tokio::sync::watch::Receiver<reload::Reloads>,
 }
-
 
 impl Running {
     /// The address it serves Flight SQL on.
