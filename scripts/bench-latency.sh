@@ -16,6 +16,8 @@
 #                and on): median of 7
 #   district     WHERE district_code = '310115' (23 % of the rows): rows/s, the same three
 #   masked       SELECT * as pudong_police (row filter + masks) against admin's same rows
+#   oracle       pudong_police counting a household of another district, and one outside
+#                every row group's range: both answers are empty, and so must be alike in time
 #   concurrent   LAT_CLIENTS clients (default 64), each a connection running small dashboard
 #                aggregates for LAT_SECS seconds (default 60): queries/s, p50, p99
 # DuckDB and DataFusion for Python are installed into the venv at the versions below.

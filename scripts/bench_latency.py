@@ -149,6 +149,20 @@ plain = statistics.median(timed(
     lambda: bund("SELECT * FROM police.residents WHERE district_code IN ('310115')"), 5))
 print(f"masked       pudong_police {masked:.3f} s, admin same rows {plain:.3f} s: {masked / plain:.2f}x")
 
+# oracle: the time of an empty answer must not depend on hidden rows. pudong_police counts
+# a household of another district, and one outside every row group's range: both are 0.
+with admin.cursor() as cur:
+    cur.execute("SELECT household_id FROM police.residents WHERE district_code = '310104' LIMIT 1")
+    hidden = cur.fetchall()[0][0]
+oracle = {}
+for label, value in (("hidden household", hidden), ("no such household", "H0000000000")):
+    sql = f"SELECT count(*) FROM police.residents WHERE household_id = '{value}'"
+    bund(sql, police)
+    oracle[label] = statistics.median(timed(lambda: bund(sql, police), 7))
+print("oracle       pudong_police, count of another district's household "
+      f"{oracle['hidden household'] * 1000:.0f} ms, of a household outside every range "
+      f"{oracle['no such household'] * 1000:.0f} ms (both 0 rows)")
+
 # concurrent
 DASHBOARD = [
     "SELECT district_code, count(*) FROM police.residents GROUP BY district_code",

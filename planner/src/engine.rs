@@ -34,7 +34,6 @@ use crate::error::{Error, Result};
 use crate::in_source::PushToSource;
 use crate::limits::{Deadline, Limits, PlannerSettings, check_plan_size, check_text, interleave};
 use crate::memory::CappedPool;
-use crate::prune::PruneWithMovedPredicates;
 use crate::redact::{Show, redact};
 use crate::rewrite::{SecureScanRule, Touched};
 use crate::statement::{StatementKind, check_statement};
@@ -120,12 +119,10 @@ fn optimizer_rules(function_output_limit: u64) -> Vec<Arc<dyn OptimizerRule + Se
     rules
 }
 
-/// DataFusion's physical optimizer rules, then Bund's: pruning by the user's predicates
-/// that moved below a barrier (`prune.rs`), and yield points after operators that multiply
-/// their input (`yields.rs`).
+/// DataFusion's physical optimizer rules, then Bund's: yield points after operators that
+/// multiply their input (`yields.rs`).
 fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
-    rules.push(Arc::new(PruneWithMovedPredicates));
     rules.push(Arc::new(YieldBetweenBatches));
     rules
 }

@@ -3,7 +3,7 @@
 //! list of table functions), each principal's view of the catalog (`access/`: views planned,
 //! grants and policies resolved), a session per principal over it, the secure-scan rewrite
 //! (`rewrite.rs`) behind the barriers (`barrier.rs`), what may move below a barrier
-//! (`below_barrier.rs`, `prune.rs`), what may run in a source (`in_source.rs`), what EXPLAIN
+//! (`below_barrier.rs`), what may run in a source (`in_source.rs`), what EXPLAIN
 //! ANALYZE may show (`redact.rs`), and the limits of a statement (`limits.rs`, `bounded.rs`,
 //! `patterns.rs`, `memory.rs`, `yields.rs`). Plan tests sit beside the rules (`tests.rs`,
 //! `access/tests.rs`).
@@ -20,7 +20,6 @@ mod in_source;
 mod limits;
 mod memory;
 mod patterns;
-mod prune;
 mod redact;
 mod rewrite;
 mod statement;

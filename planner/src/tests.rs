@@ -253,15 +253,25 @@ fn the_row_filter_runs_alone_and_moved_predicates_run_on_its_survivors() {
             !below[row_filter].contains("household"),
             "the row filter's FilterExec holds nothing but the row filter:\n{plan}"
         );
-        // the scan still has the moved predicate for pruning
+        // The scan skips data by the row filter alone. Skipping row groups or pages by the
+        // user's predicate would make the time of an answer depend on hidden rows: a
+        // household of another district, compared by value, made the scan read the row
+        // groups whose range spans it (247 ms on 10 M residents) where a value outside every
+        // range read none (19 ms), though both answers were empty.
         let scan = below
             .iter()
             .find(|l| l.starts_with("DataSourceExec"))
             .expect("scan");
-        let predicate = scan.split(", predicate=").nth(1).unwrap_or_default();
+        let predicate = scan
+            .split(", predicate=")
+            .nth(1)
+            .and_then(|p| p.split(", pruning_predicate=").next())
+            .unwrap_or_default();
         assert!(
-            predicate.contains("household") && predicate.contains("n@"),
-            "the scan prunes by the moved predicate too:\n{plan}"
+            predicate.contains("district@")
+                && !predicate.contains("household")
+                && !predicate.contains(" n@"),
+            "the scan prunes by the row filter alone:\n{plan}"
         );
     });
 }

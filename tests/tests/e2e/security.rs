@@ -1122,10 +1122,11 @@ async fn scan_line(c: &mut Raw, sql: &str, file: &str) -> (String, String) {
     (plan, predicate)
 }
 
-/// A comparison of an unmasked column with a literal reaches the Parquet scan (for pruning)
-/// next to the row filter, and the answer is the same.
+/// Under a row filter the Parquet scan skips data by the row filter alone: a comparison of an
+/// unmasked column runs on the rows the row filter kept, and never decides which row groups
+/// or pages are read (that would make the time of an answer depend on hidden rows).
 #[tokio::test]
-async fn a_comparison_of_an_unmasked_column_reaches_the_parquet_scan() {
+async fn under_a_row_filter_the_parquet_scan_skips_data_by_the_policy_alone() {
     let server = shared();
     let mut a = login(server, "admin").await;
     let mut p = login(server, "pudong_police").await;
@@ -1133,7 +1134,7 @@ async fn a_comparison_of_an_unmasked_column_reaches_the_parquet_scan() {
         "SELECT count(*) FROM police.residents WHERE household_id >= 'H3101155' AND sex = 'F'";
     let (plan, scan) = scan_line(&mut p, sql, "residents").await;
     assert!(
-        scan.contains("household_id") && scan.contains("sex") && scan.contains("310115"),
+        scan.contains("310115") && !scan.contains("household_id") && !scan.contains("sex"),
         "{plan}"
     );
     assert_eq!(
