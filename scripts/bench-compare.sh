@@ -24,8 +24,8 @@ ROUNDS="${4:-5}"
 source scripts/bench-lib.sh
 
 data="$BUND_CACHE/bench-$ROWS"
-if ! grep -qs '"generator_version": 2' "$data/MANIFEST.json"; then
-    "$BUND_A" example-data --rows "$ROWS" --out "$data"
+if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
+    "$BUND_B" example-data --rows "$ROWS" --out "$data"
 fi
 pids=()
 trap 'kill "${pids[@]}" "${BENCH_PID:-}" 2>/dev/null || true' EXIT

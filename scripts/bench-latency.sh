@@ -31,7 +31,7 @@ source scripts/bench-lib.sh
     "$PY" -m pip install --quiet "duckdb==2.0.1" "datafusion==55.0.0"
 
 data="$BUND_CACHE/bench-$ROWS"
-if ! grep -qs '"generator_version": 2' "$data/MANIFEST.json"; then
+if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
     "$BUND" example-data --rows "$ROWS" --out "$data"
 fi
 trap 'kill "${BENCH_PID:-}" 2>/dev/null || true' EXIT

@@ -1,12 +1,15 @@
 # Shared by the bench-*.sh scripts (sourced from the repository root, not run). Installs
 # what the clients need (scripts/test-deps.sh) and sets BUND_CACHE, PY (the venv's python)
-# and CLIENT (../shared/clients/bi_client.py, or BUND_BI_CLIENT).
+# CLIENT (../shared/clients/bi_client.py, or BUND_BI_CLIENT) and BENCH_GENERATOR_VERSION.
 BUND_CACHE="${BUND_CACHE:-$PWD/.cache}"
 bash scripts/test-deps.sh >/dev/null
 # shellcheck disable=SC1091
 source "$BUND_CACHE/env.sh"
 PY="$BUND_CACHE/venv/bin/python"
 CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
+# The example data's generator version (bund_example_data::GENERATOR_VERSION): data written
+# by another version is written again.
+BENCH_GENERATOR_VERSION=3
 
 # bench_wait_addr LOG_OUT: the address `bund serve` printed to LOG_OUT, within 60 s.
 bench_wait_addr() {

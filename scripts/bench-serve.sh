@@ -22,7 +22,7 @@ QUERY="SELECT * FROM police.residents"
 
 for rows in "${SIZES[@]}"; do
     data="$BUND_CACHE/bench-$rows"
-    if ! grep -qs '"generator_version": 2' "$data/MANIFEST.json"; then
+    if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
         /usr/bin/time -f "generated $rows residents in %e s (peak RSS %M KiB)" \
             "$BUND" example-data --rows "$rows" --out "$data"
     fi
