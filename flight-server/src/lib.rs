@@ -166,6 +166,8 @@ struct Prepared {
     settings: ServerSettings,
     service: service::BundService,
     listener: tokio::net::TcpListener,
+    /// Where the reloader publishes what it did (`Running::reloads` subscribes).
+    reloads: tokio::sync::watch::Sender<Reloads>,
 }
 
 /// Opens the audit log, starts the query and login threads and binds `addr`.
@@ -178,6 +180,10 @@ async fn prepare(
 ) -> anyhow::Result<Prepared> {
     let engine = Arc::new(engine);
     let catalog = Arc::clone(engine.catalog());
+    let (reloads, _) = tokio::sync::watch::channel(Reloads {
+        version: catalog.version.clone(),
+        ..Reloads::default()
+    });
     for w in &catalog.warnings {
         tracing::warn!("{w}");
     }
@@ -216,14 +222,14 @@ async fn prepare(
         settings,
         service,
         listener,
+        reloads,
     })
 }
 
-/// Serves until `shutdown` resolves, then lets open connections drain for
-/// [`SHUTDOWN_GRACE`] and writes what the audit log still holds.
+/// Serves until `shutdown` resolves, then lets open connections drain for `grace` and
+/// writes what the audit log still holds.
 async fn run(
     prepared: Prepared,
-    reloads: tokio::sync::watch::Sender<reload::Reloads>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: std::time::Duration,
 ) -> anyhow::Result<()> {
@@ -232,6 +238,7 @@ async fn run(
         settings,
         service,
         listener,
+        reloads,
     } = prepared;
     let audit = service.audit_log();
     reload::spawn(opts, settings, service.engine_slot(), reloads);
@@ -290,15 +297,11 @@ pub async fn serve(
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let (reloads, _) = tokio::sync::watch::channel(reload::Reloads {
-        version: engine.catalog().version.clone(),
-        ..reload::Reloads::default()
-    });
     let prepared = prepare(opts, settings, engine, addr, tokens::Signer::from_env()).await?;
     let local = prepared.listener.local_addr()?;
     println!("bund: serving Flight SQL on grpc://{local}");
     std::io::stdout().flush()?;
-    run(prepared, reloads, shutdown_signal(), SHUTDOWN_GRACE).await?;
+    run(prepared, shutdown_signal(), SHUTDOWN_GRACE).await?;
     eprintln!("bund: stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -371,10 +374,15 @@ impl Running {
         self.shut_down()
     }
 
-    fn shut_down(&mut self) -> anyhow::Result<()> {
+    /// Tells the server to stop, once.
+    fn send_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    fn shut_down(&mut self) -> anyhow::Result<()> {
+        self.send_stop();
         match self.thread.take() {
             Some(t) => t
                 .join()
@@ -388,9 +396,7 @@ impl Running {
 /// open connections have drained (at most the grace period of SIGTERM).
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.send_stop();
     }
 }
 
@@ -419,32 +425,22 @@ pub fn start(start: Start) -> anyhow::Result<Running> {
                 } = start;
                 let prepared = async {
                     let (settings, engine) = load_configuration(&options).await?;
-                    let (reloads_tx, reloads) = tokio::sync::watch::channel(Reloads {
-                        version: engine.catalog().version.clone(),
-                        ..Reloads::default()
-                    });
                     let signer = match signing_key {
                         Some(key) => tokens::Signer::new(key),
                         None => tokens::Signer::from_env(),
                     }
                     .with_clock(clock);
                     let prepared = prepare(options, settings, engine, addr, signer).await?;
-                    let local = prepared.listener.local_addr()?;
-                    anyhow::Ok((prepared, reloads_tx, reloads, local))
+                    anyhow::Ok(prepared)
                 }
                 .await;
-                match prepared {
-                    Ok((prepared, reloads_tx, reloads, local)) => {
-                        let _ = ready_tx.send(Ok((local, reloads)));
-                        run(
-                            prepared,
-                            reloads_tx,
-                            async {
-                                let _ = stopped.await;
-                            },
-                            grace,
-                        )
-                        .await
+                match prepared.and_then(|p| Ok((p.listener.local_addr()?, p))) {
+                    Ok((local, prepared)) => {
+                        let _ = ready_tx.send(Ok((local, prepared.reloads.subscribe())));
+                        let stopped = async {
+                            let _ = stopped.await;
+                        };
+                        run(prepared, stopped, grace).await
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));

@@ -235,12 +235,6 @@ impl Server {
         Self::in_process(start)
     }
 
-    /// A server for many tests, kept in a `static`. In-process, it ends with the test
-    /// process.
-    pub(crate) fn start_shared(config: &Path, env: &[(&str, &str)]) -> Self {
-        Self::start_with_env(config, env)
-    }
-
     fn options(config: &Path, env: &[(&str, &str)]) -> bund_server::Start {
         let mut options = bund_server::load_options(config, Some(example_data().to_path_buf()));
         for (name, value) in env {
@@ -262,7 +256,7 @@ impl Server {
         }
     }
 
-    /// The in-process server (panics for a process: its reloads are read from its log).
+    /// The in-process server, to read its reloads (panics for a process).
     pub(crate) fn running(&self) -> &bund_server::Running {
         match &self.backing {
             Backing::InProcess(r) => r,

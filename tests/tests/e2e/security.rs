@@ -119,7 +119,9 @@ fn config() -> &'static PathBuf {
 /// around a policy, so that a report lists every one that got through.
 fn shared() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start_shared(config(), &[("BUND_SECRET_CITY_TOKEN", TOKEN_KEY)]))
+    // In-process: it ends with the test process.
+    SERVER
+        .get_or_init(|| Server::start_with_env(config(), &[("BUND_SECRET_CITY_TOKEN", TOKEN_KEY)]))
 }
 
 /// The ground truth, read once by the admin of the shared server.
