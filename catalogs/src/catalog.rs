@@ -286,18 +286,21 @@ impl std::fmt::Debug for Catalog {
 }
 
 /// Session settings every Bund session shares: one `bund` catalog, no default catalog of
-/// DataFusion's own, no file statistics (they would answer COUNT/MIN/MAX from metadata).
+/// DataFusion's own, no file statistics (they would answer COUNT/MIN/MAX from metadata),
+/// and Parquet late materialisation: a scan's predicate is evaluated while its columns are
+/// decoded, so a lookup decodes the other columns of the matching rows only. Under a
+/// policy that predicate is the row filter alone; the security barriers keep every
+/// predicate of the user's above it.
 pub fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(BUND_CATALOG, TOPIC_SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_collect_statistics(false);
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
+    let parquet = &mut config.options_mut().execution.parquet;
+    parquet.schema_force_view_types = false;
+    parquet.pushdown_filters = true;
+    parquet.reorder_filters = true;
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     config
 }
