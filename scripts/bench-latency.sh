@@ -4,6 +4,7 @@
 #
 #   bash scripts/bench-latency.sh [BUND] [ROWS]     # default target/release/bund, 10000000
 #   LAT_CLIENTS=64 LAT_SECS=60 bash scripts/bench-latency.sh ...   # the concurrency case
+#   LAT_ONLY=select1,prepared bash scripts/bench-latency.sh ...      # some cases only
 #
 # Prints, each on loopback against one `bund serve` of the example over ROWS residents:
 #   select1      SELECT 1 as GetFlightInfo + DoGet over raw pyarrow.flight: p50, p90

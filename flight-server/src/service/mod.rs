@@ -5,11 +5,13 @@
 //! no principal yet. Each body then works only with what its `Call` holds, so a reload
 //! between two steps of one request cannot check a ticket under one configuration and plan
 //! under the next. The RPCs are grouped by family: `session.rs` (handshake, principals),
-//! `statements.rs` (statements, tickets, DoGet, cancellation), `prepared.rs` (prepared
-//! statements and their bound parameters), `catalog.rs` (metadata: catalogs, schemas,
+//! `statements.rs` (statements, tickets, DoGet, cancellation) with `planned.rs` (plans kept
+//! from GetFlightInfo for their DoGet), `prepared.rs` (prepared statements and their bound
+//! parameters), `catalog.rs` (metadata: catalogs, schemas,
 //! tables, SQL info).
 
 mod catalog;
+mod planned;
 mod prepared;
 mod session;
 mod statements;
@@ -62,6 +64,8 @@ pub(crate) struct BundService {
     limiter: Limiter,
     running: Arc<Running>,
     bound: Mutex<prepared::BoundHandles>,
+    /// Plans made by GetFlightInfo, waiting for their DoGet.
+    planned: planned::Planned,
     /// The threads that check passwords.
     logins: Logins,
     /// This server's audit log.
@@ -192,6 +196,7 @@ impl BundService {
             settings,
             running: Arc::new(Running::default()),
             bound: Mutex::new(prepared::BoundHandles::default()),
+            planned: planned::Planned::default(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Statements: GetFlightInfo plans a statement (or a bound prepared statement) under the
-//! caller's identity and signs a ticket that carries it; DoGet verifies the ticket, plans it
-//! again and streams the batches as they are produced, under one deadline for both; and
-//! cancellation of a ticket's query by CancelFlightInfo or CancelQuery.
+//! caller's identity and signs a ticket that carries it; DoGet verifies the ticket, takes
+//! the plan GetFlightInfo kept (or plans the statement again) and streams the batches as
+//! they are produced, under one deadline; and cancellation of a ticket's query by
+//! CancelFlightInfo or CancelQuery.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use datafusion::arrow::array::RecordBatch;
 use prost::Message;
 use tonic::{Request, Response};
 
+use super::planned::Owner;
 use super::prepared::decode_params;
 use super::{ActionStream, BundService, Call, flight_info, new_request_id};
 use crate::audit;
@@ -69,21 +71,29 @@ impl BundService {
         let principal = &call.principal;
         let _permit = self.limiter.acquire(principal).await?;
         let deadline = Instant::now() + self.query_timeout(principal);
-        let (schema, touched) = self
-            .plan(call, &sql, batch, deadline, |p| (p.schema, p.touched))
-            .await?;
+        let planned = self.plan(call, &sql, batch, deadline, |p| p).await?;
+        let schema = Arc::clone(&planned.schema);
         audit::note_touched(
-            touched.datasets.into_iter().collect(),
-            touched.policies.into_iter().collect(),
+            planned.touched.datasets.iter().cloned().collect(),
+            planned.touched.policies.iter().cloned().collect(),
         );
+        let qid = new_request_id();
+        let text_bytes = sql.len() + params.as_ref().map_or(0, String::len);
         let mut claims = self
             .signer
             .claims(Kind::Ticket, &principal.id, self.settings.ticket_ttl);
         claims.pv = Some(call.version().to_string());
         claims.sql = Some(sql);
         claims.params = params;
-        claims.qid = Some(new_request_id());
+        claims.qid = Some(qid.clone());
         let handle = self.signer.sign_binary(&claims);
+        let owner = Owner {
+            qid: &qid,
+            principal: &principal.id,
+            version: call.version(),
+        };
+        let pushed_out = self.planned.keep(&owner, text_bytes, planned);
+        self.drop_plans(call, pushed_out);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
         }
@@ -152,7 +162,18 @@ impl BundService {
         .await
     }
 
-    /// DoGet of a ticket: the statement it carries, planned again and streamed.
+    /// Drops plans on the principal's executor, where plans are dropped (see [`Self::plan`]).
+    fn drop_plans(&self, call: &Call, plans: Vec<PlannedQuery>) {
+        if !plans.is_empty() {
+            let _dropped = self
+                .executors
+                .of(&call.principal)
+                .spawn(async move { drop(plans) });
+        }
+    }
+
+    /// DoGet of a ticket: the plan its GetFlightInfo made when this process still keeps it
+    /// (`planned.rs`), else the statement it carries planned again; then streamed.
     pub(super) async fn run_ticket(
         &self,
         call: Call,
@@ -169,12 +190,23 @@ impl BundService {
             hint: "run the statement again",
         })?;
         audit::note_statement(&sql);
-        let params = claims.params.as_deref().map(decode_params).transpose()?;
         let principal = &call.principal;
         let permit = self.limiter.acquire(principal).await?;
         let timeout = self.query_timeout(principal);
         let deadline = Instant::now() + timeout;
-        let planned = self.plan(&call, &sql, params, deadline, |p| p).await?;
+        let qid = claims.qid.unwrap_or_default();
+        let owner = Owner {
+            qid: &qid,
+            principal: &principal.id,
+            version: call.version(),
+        };
+        let planned = match self.planned.take(&owner) {
+            Some(planned) => planned,
+            None => {
+                let params = claims.params.as_deref().map(decode_params).transpose()?;
+                self.plan(&call, &sql, params, deadline, |p| p).await?
+            }
+        };
         tracing::info!(principal = %principal.id, sql = %sql, "query started");
         audit::note_touched(
             planned.touched.datasets.iter().cloned().collect(),
@@ -186,7 +218,7 @@ impl BundService {
             audit: record,
             log: self.audit.clone(),
             request_id: call.id.clone(),
-            qid: claims.qid.unwrap_or_default(),
+            qid,
             principal: principal.id.clone(),
             permit,
             deadline,
