@@ -68,6 +68,9 @@ pub struct ServerSettings {
     pub anonymous_threads: usize,
     /// Password checks (argon2, 19 MiB each) running at once; more logins wait.
     pub max_concurrent_logins: usize,
+    /// How long a user and password that passed the check log in again without it (zero:
+    /// every login is checked).
+    pub login_cache: Duration,
     /// Largest set of bound parameters of one prepared statement, encoded.
     pub max_parameter_bytes: usize,
     /// Largest output of one call of a function whose result size its arguments choose
@@ -106,6 +109,7 @@ struct RawServerFile {
     query_threads: Option<usize>,
     anonymous_threads: Option<usize>,
     max_concurrent_logins: Option<usize>,
+    login_cache_secs: Option<u64>,
     max_parameter_kb: Option<usize>,
     max_function_output_mb: Option<u64>,
 }
@@ -153,6 +157,7 @@ impl Default for ServerSettings {
             query_threads: cores(),
             anonymous_threads: cores().div_ceil(2),
             max_concurrent_logins: cores().max(2),
+            login_cache: Duration::from_secs(300),
             max_parameter_bytes: 1 << 20,
             max_function_output_bytes: planner.max_function_output_bytes,
         }
@@ -325,6 +330,9 @@ impl ServerSettings {
             errors,
             settings.max_concurrent_logins,
         );
+        if let Some(secs) = raw.login_cache_secs {
+            settings.login_cache = Duration::from_secs(secs);
+        }
         settings.max_parameter_bytes = count(
             raw.max_parameter_kb,
             "max_parameter_kb",

@@ -46,7 +46,7 @@ use tracing::Instrument;
 use crate::audit::{self, AuditLog, Outcome};
 use crate::error::{Error, Result, audit_text, status};
 use crate::executor::Executors;
-use crate::logins::Logins;
+use crate::logins::{Logins, Verified};
 use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, SQL_INFO, XDBC_TYPES};
 use crate::query::{FlightDataStream, Limiter, Running};
 use crate::settings::ServerSettings;
@@ -68,6 +68,8 @@ pub(crate) struct BundService {
     planned: planned::Planned,
     /// The threads that check passwords.
     logins: Logins,
+    /// Logins that passed the check recently.
+    verified: Verified,
     /// This server's audit log.
     audit: AuditLog,
 }
@@ -188,6 +190,7 @@ impl BundService {
     ) -> Self {
         Self {
             logins,
+            verified: Verified::new(settings.login_cache),
             audit,
             limiter: Limiter::new(&settings),
             executors,

@@ -55,12 +55,7 @@ impl<P> Planned<P> {
     /// Keeps a plan for its ticket's DoGet. Returns the plans pushed out (too old, or past
     /// the limits), for the caller to drop where plans are dropped (see
     /// `statements::plan`).
-    pub(super) fn keep(
-        &self,
-        owner: &Owner<'_>,
-        text_bytes: usize,
-        planned: P,
-    ) -> Vec<P> {
+    pub(super) fn keep(&self, owner: &Owner<'_>, text_bytes: usize, planned: P) -> Vec<P> {
         let mut out = Vec::new();
         if text_bytes > MAX_TEXT_BYTES {
             out.push(planned);
@@ -140,11 +135,17 @@ mod tests {
         for (i, qid) in ids.iter().enumerate().take(MAX_PLANS) {
             assert!(planned.keep(&owner(qid, "alice"), 1, i).is_empty());
         }
-        assert_eq!(planned.keep(&owner(&ids[MAX_PLANS], "alice"), 1, MAX_PLANS), [0]);
+        assert_eq!(
+            planned.keep(&owner(&ids[MAX_PLANS], "alice"), 1, MAX_PLANS),
+            [0]
+        );
         assert_eq!(planned.take(&owner("q0", "alice")), None);
         assert_eq!(planned.take(&owner("q1", "alice")), Some(1));
         // statement text: one past the budget is not kept; a large one pushes out others
-        assert_eq!(planned.keep(&owner("big", "alice"), MAX_TEXT_BYTES + 1, 7), [7]);
+        assert_eq!(
+            planned.keep(&owner("big", "alice"), MAX_TEXT_BYTES + 1, 7),
+            [7]
+        );
         // 255 plans of 1 byte are kept; 245 of them must go for MAX_TEXT_BYTES - 10 more
         let pushed = planned.keep(&owner("half", "alice"), MAX_TEXT_BYTES - 10, 8);
         assert_eq!(pushed, (2..247).collect::<Vec<_>>());

@@ -1204,3 +1204,62 @@ async fn through_a_topic_the_analysts_district_reaches_the_scan_not_the_token() 
     );
     assert!(count(&mut ca, &sql).await > 0);
 }
+
+/// A login remembered after its password check (`login_cache_secs`) lasts only as long as
+/// the configuration it was checked under: once a principal's password hash changes, its
+/// old password is refused at once, and a wrong password is never let in by the memory of
+/// a right one.
+#[tokio::test]
+async fn a_remembered_login_does_not_outlive_its_password() {
+    let config = example_config("adversarial-login-cache", None);
+    let server = Server::start_with(&config);
+    let mut c = server.client().await;
+    for _ in 0..2 {
+        c.handshake_basic("pudong_police:pudong_police-demo", true)
+            .await
+            .expect("the right password");
+    }
+    for wrong in [
+        "pudong_police:pudong_police-demO",
+        "pudong_police:",
+        "market_analyst:pudong_police-demo",
+    ] {
+        assert_eq!(
+            c.handshake_basic(wrong, true).await.unwrap_err().code(),
+            Code::Unauthenticated,
+            "{wrong}"
+        );
+    }
+    // pudong_police gets market_analyst's password
+    let path = config.join("security.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let hash_of = |id: &str| {
+        let entry = &text[text.find(&format!("[[principal]]\nid = \"{id}\"")).unwrap()..];
+        let line = entry
+            .lines()
+            .find(|l| l.starts_with("password_hash"))
+            .unwrap();
+        line.to_string()
+    };
+    let changed = text.replacen(&hash_of("pudong_police"), &hash_of("market_analyst"), 1);
+    assert_ne!(changed, text);
+    let before = server.running().reloads();
+    std::fs::write(&path, changed).unwrap();
+    assert!(
+        server
+            .running()
+            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
+            .await,
+        "the server did not load the changed password within 20 s"
+    );
+    assert_eq!(
+        c.handshake_basic("pudong_police:pudong_police-demo", true)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    c.handshake_basic("pudong_police:market_analyst-demo", true)
+        .await
+        .expect("the new password");
+}
