@@ -24,6 +24,7 @@ def want(case):
     return not only or case in only
 
 residents = os.path.join(data, "police", "residents")
+plain = os.path.join(data, "plain", "residents")
 sys.path.insert(0, os.path.dirname(os.path.abspath(client)))
 from bi_client import statement_query_command  # noqa: E402
 
@@ -120,6 +121,7 @@ def df_ctx(pushdown):
         "datafusion.execution.parquet.pushdown_filters", "true" if pushdown else "false")
     ctx = datafusion.SessionContext(cfg)
     ctx.register_parquet("residents", residents + "/")
+    ctx.register_parquet("plain", plain + "/")
     return ctx
 
 
@@ -134,21 +136,27 @@ def bund(sql, conn=admin):
         return cur.fetch_arrow_table().num_rows
 
 
-def engines(sql_for):
-    """(name, run) for Bund and the in-process engines; each run returns its row count."""
-    yield "Bund (ADBC)", lambda: bund(sql_for("police.residents"))
-    yield "DuckDB", lambda: duck.sql(sql_for(parquet)).to_arrow_table().num_rows
+def engines(sql_for, file="residents"):
+    """(name, run) for Bund and the in-process engines on `file` (residents as generated,
+    or the plain copy); each run returns its row count."""
+    bund_table, path, df_table = {
+        "residents": ("police.residents", parquet, "residents"),
+        "plain": ("plain.residents", f"read_parquet('{plain}/*.parquet')", "plain"),
+    }[file]
+    yield "Bund (ADBC)", lambda: bund(sql_for(bund_table))
+    yield "DuckDB", lambda: duck.sql(sql_for(path)).to_arrow_table().num_rows
     for name, ctx in ctxs.items():
-        yield name, lambda ctx=ctx: ctx.sql(sql_for("residents")).to_arrow_table().num_rows
+        yield name, lambda ctx=ctx: ctx.sql(sql_for(df_table)).to_arrow_table().num_rows
 
 
 if want("id_lookup"):
     # id_lookup
     key = ids[1]
-    for name, run in engines(lambda t: f"SELECT * FROM {t} WHERE id_card = '{key}'"):
-        run()
-        t = statistics.median(timed(run, 7))
-        print(f"id_lookup    {name:20s} {ms(t)}")
+    for file, label in (("residents", "as generated"), ("plain", "no bloom/page index")):
+        for name, run in engines(lambda t: f"SELECT * FROM {t} WHERE id_card = '{key}'", file):
+            run()
+            t = statistics.median(timed(run, 7))
+            print(f"id_lookup    {label:20s} {name:20s} {ms(t)}")
 
 
 if want("district"):
