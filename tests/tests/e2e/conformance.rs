@@ -363,6 +363,24 @@ async fn police_reads(server: &Server, kind: &Kind) {
     let count = format!("SELECT count(*) FROM {b}.people");
     assert_eq!(rows(&mut police, &count).await, vec![vec!["2"]]);
 
+    // The user's predicates run in Bund, on the rows the row filter kept; the database
+    // gets the row filter alone. With `AND amount > 100000` in its SQL, an index on
+    // `amount` would fetch the hidden rows above it before the row filter dropped them,
+    // and the time of an empty answer would tell whether any exist.
+    let over = format!("SELECT id_card FROM {b}.people WHERE amount > 100000");
+    assert_eq!(
+        rows(&mut police, &over).await,
+        vec![vec!["310115********3456"]]
+    );
+    let sql = sent(&mut police, kind, &over).await;
+    assert!(
+        !sql.is_empty()
+            && sql
+                .iter()
+                .all(|s| s.contains("'310115'") && !s.contains("100000")),
+        "{sql:?}"
+    );
+
     // A raw ID number matches no masked value, and is never sent.
     let probe = format!("SELECT count(*) FROM {b}.people WHERE id_card = '310115199001011234'");
     assert_eq!(rows(&mut police, &probe).await, vec![vec!["0"]]);
