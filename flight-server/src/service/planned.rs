@@ -6,7 +6,10 @@
 //! before: the ticket carries its statement, so keeping a plan is never needed.
 //!
 //! A plan is taken only by a DoGet whose ticket the signer accepted for the same principal
-//! and configuration version, and it is taken out: each plan runs at most once.
+//! and configuration version, and it is taken out: each plan runs at most once. What the
+//! kept plans may hold together is bounded by their number and their weight (statement
+//! text and operators), so a client asking for FlightInfos it never fetches pushes out
+//! plans, never grows the memory.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -18,15 +21,19 @@ use bund_planner::PlannedQuery;
 const KEEP_FOR: Duration = Duration::from_secs(30);
 /// At most this many plans are kept; the oldest goes first.
 const MAX_PLANS: usize = 256;
-/// At most this many bytes of statement text and bound parameters among the kept plans: a
-/// plan's size follows its statement's, and this bounds what waiting plans hold.
-const MAX_TEXT_BYTES: usize = 1 << 20;
+/// What a kept plan is taken to hold per operator, besides its statement's text.
+pub(super) const BYTES_PER_OPERATOR: usize = 8 << 10;
+/// At most this much weight among the kept plans (statement text and bound parameters,
+/// and [`BYTES_PER_OPERATOR`] for each operator of the plan): 256 lookups of five
+/// operators fit; a plan of thousands of operators (views expanded, up to
+/// `max_plan_nodes`) is not kept, so waiting plans never hold much memory.
+const MAX_WEIGHT: usize = 32 << 20;
 
 struct Kept<P> {
     qid: String,
     principal: String,
     version: String,
-    text_bytes: usize,
+    weight: usize,
     made: Instant,
     planned: P,
 }
@@ -55,9 +62,9 @@ impl<P> Planned<P> {
     /// Keeps a plan for its ticket's DoGet. Returns the plans pushed out (too old, or past
     /// the limits), for the caller to drop where plans are dropped (see
     /// `statements::plan`).
-    pub(super) fn keep(&self, owner: &Owner<'_>, text_bytes: usize, planned: P) -> Vec<P> {
+    pub(super) fn keep(&self, owner: &Owner<'_>, weight: usize, planned: P) -> Vec<P> {
         let mut out = Vec::new();
-        if text_bytes > MAX_TEXT_BYTES {
+        if weight > MAX_WEIGHT {
             out.push(planned);
             return out;
         }
@@ -66,20 +73,17 @@ impl<P> Planned<P> {
             qid: owner.qid.to_string(),
             principal: owner.principal.to_string(),
             version: owner.version.to_string(),
-            text_bytes,
+            weight,
             made: Instant::now(),
             planned,
         });
-        let mut bytes: usize = kept.iter().map(|k| k.text_bytes).sum();
+        let mut bytes: usize = kept.iter().map(|k| k.weight).sum();
         while let Some(oldest) = kept.front() {
-            if kept.len() <= MAX_PLANS
-                && bytes <= MAX_TEXT_BYTES
-                && oldest.made.elapsed() < KEEP_FOR
-            {
+            if kept.len() <= MAX_PLANS && bytes <= MAX_WEIGHT && oldest.made.elapsed() < KEEP_FOR {
                 break;
             }
             if let Some(k) = kept.pop_front() {
-                bytes -= k.text_bytes;
+                bytes -= k.weight;
                 out.push(k.planned);
             }
         }
@@ -141,13 +145,10 @@ mod tests {
         );
         assert_eq!(planned.take(&owner("q0", "alice")), None);
         assert_eq!(planned.take(&owner("q1", "alice")), Some(1));
-        // statement text: one past the budget is not kept; a large one pushes out others
-        assert_eq!(
-            planned.keep(&owner("big", "alice"), MAX_TEXT_BYTES + 1, 7),
-            [7]
-        );
-        // 255 plans of 1 byte are kept; 245 of them must go for MAX_TEXT_BYTES - 10 more
-        let pushed = planned.keep(&owner("half", "alice"), MAX_TEXT_BYTES - 10, 8);
+        // weight: one past the budget is not kept; a heavy one pushes out others
+        assert_eq!(planned.keep(&owner("big", "alice"), MAX_WEIGHT + 1, 7), [7]);
+        // 255 plans of 1 byte are kept; 245 of them must go for MAX_WEIGHT - 10 more
+        let pushed = planned.keep(&owner("half", "alice"), MAX_WEIGHT - 10, 8);
         assert_eq!(pushed, (2..247).collect::<Vec<_>>());
         assert_eq!(planned.take(&owner("half", "alice")), Some(8));
     }

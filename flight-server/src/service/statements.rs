@@ -21,7 +21,7 @@ use datafusion::arrow::array::RecordBatch;
 use prost::Message;
 use tonic::{Request, Response};
 
-use super::planned::Owner;
+use super::planned::{BYTES_PER_OPERATOR, Owner};
 use super::prepared::decode_params;
 use super::{ActionStream, BundService, Call, flight_info, new_request_id};
 use crate::audit;
@@ -36,6 +36,17 @@ fn planning_stopped(stopped: Stopped) -> Error {
         Stopped::Deadline => Error::Planner(bund_planner::Error::Timeout),
         Stopped::Panicked(message) => Error::Internal(format!("planning panicked: {message}")),
     }
+}
+
+/// The operators of a physical plan, counted without recursion (plans may be deep).
+fn operators(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> usize {
+    let mut stack = vec![Arc::clone(plan)];
+    let mut n = 0;
+    while let Some(p) = stack.pop() {
+        n += 1;
+        stack.extend(p.children().into_iter().cloned());
+    }
+    n
 }
 
 /// An action's answer of one result.
@@ -78,7 +89,9 @@ impl BundService {
             planned.touched.policies.iter().cloned().collect(),
         );
         let qid = new_request_id();
-        let text_bytes = sql.len() + params.as_ref().map_or(0, String::len);
+        let weight = sql.len()
+            + params.as_ref().map_or(0, String::len)
+            + BYTES_PER_OPERATOR * operators(&planned.physical);
         let mut claims = self
             .signer
             .claims(Kind::Ticket, &principal.id, self.settings.ticket_ttl);
@@ -92,7 +105,7 @@ impl BundService {
             principal: &principal.id,
             version: call.version(),
         };
-        let pushed_out = self.planned.keep(&owner, text_bytes, planned);
+        let pushed_out = self.planned.keep(&owner, weight, planned);
         self.drop_plans(call, pushed_out);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),

@@ -401,6 +401,27 @@ async fn bad_statements_get_the_right_status() {
     );
 }
 
+/// DoGet runs the plan its GetFlightInfo kept (`service/planned.rs`) once; a ticket fetched
+/// again, or whose plan was pushed out by more FlightInfos than plans are kept, is planned
+/// again from the statement it carries, with the same answer.
+#[tokio::test]
+async fn a_ticket_answers_alike_from_its_kept_plan_and_planned_again() {
+    let server = Server::start();
+    let mut admin = server.login("admin").await;
+    let ticket = |info: arrow_flight::FlightInfo| info.endpoint[0].ticket.clone().unwrap();
+    let first = ticket(admin.info(stmt("SELECT 41 + 1 AS n")).await.unwrap());
+    for _ in 0..2 {
+        let (_, b) = admin.get(first.clone()).await.unwrap();
+        assert_eq!(column_strings(&b, 0), vec!["42"]);
+    }
+    let pushed_out = ticket(admin.info(stmt("SELECT 43 AS n")).await.unwrap());
+    for i in 0..300 {
+        admin.info(stmt(&format!("SELECT {i}"))).await.unwrap();
+    }
+    let (_, b) = admin.get(pushed_out).await.unwrap();
+    assert_eq!(column_strings(&b, 0), vec!["43"]);
+}
+
 #[tokio::test]
 async fn tickets_are_bound_to_their_principal_and_refused_when_altered() {
     let server = Server::start();
