@@ -25,6 +25,7 @@ pub use config::security::{
 };
 pub use config::types::parse_type;
 pub use error::{ConfigError, ConfigErrors, Error, Result};
+pub use sources::database::fence::after_row_filter;
 pub use sources::database::query::{
     AggregateFn, JoinSide, RemoteAggregate, RemoteQuery, inner_join,
 };

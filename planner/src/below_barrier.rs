@@ -31,17 +31,22 @@
 //! the user's column, fetching the hidden rows that match it before the row filter drops
 //! them (PostgreSQL, 2 M rows, an index on `bucket`: an officer counting another district's
 //! bucket took 33.5 ms against 14.9 ms for a bucket that does not exist, both answers 0).
-//! Without a row filter the next pass of `PushDownFilter` takes them on into the scan as
-//! before.
+//! A database table's scan gets them marked, and sends them behind a fence: a subquery with
+//! the row filter that the database evaluates on its own, filtered by them outside it
+//! (`bund_catalogs`' `fence.rs`). Without a row filter the next pass of `PushDownFilter`
+//! takes them on into the scan as before.
 
 use std::sync::Arc;
 
+use bund_catalogs::{RemoteTable, after_row_filter};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Result};
+use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, Operator, Projection,
+    TableProviderFilterPushDown,
 };
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
@@ -136,12 +141,13 @@ fn translate(predicate: &Expr, raw: &[Option<Column>], schema: &DFSchema) -> Opt
 
 /// `Projection(masks) ← input` becomes `Projection(masks) ← Filter(predicate) ← input`;
 /// a barrier without a masking projection gets the filter directly below it. When `input`
-/// is the row filter's barrier, the filter stays above it: nothing of the user's reaches
-/// the scan of a dataset with a row filter (see the module's documentation).
+/// is the row filter's barrier, the filter stays above it, and a database table's scan
+/// gets a copy marked to be sent behind its fence (see the module's documentation).
 fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> {
     match input {
         LogicalPlan::Projection(p) => {
-            let filtered = LogicalPlan::Filter(Filter::try_new(predicate, p.input)?);
+            let below = fence_into_database_scan(Arc::unwrap_or_clone(p.input), &predicate)?;
+            let filtered = LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(below))?);
             Ok(LogicalPlan::Projection(Projection::try_new_with_schema(
                 p.expr,
                 Arc::new(filtered),
@@ -153,6 +159,55 @@ fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> 
             Arc::new(other),
         )?)),
     }
+}
+
+/// `RowFilterBarrier ← Filter(row filter)* ← TableScan` of a database table with the
+/// conjuncts of `predicate` the database can take added to the scan's filters, each marked
+/// [`bund_catalogs::after_row_filter`]: the source sends them behind a fence, after the
+/// row filter (`bund_catalogs`' `fence.rs`), or not at all. The predicate is still
+/// evaluated above the row filter's barrier. Anything else is returned as it is.
+fn fence_into_database_scan(plan: LogicalPlan, predicate: &Expr) -> Result<LogicalPlan> {
+    fn into_scan(plan: LogicalPlan, conjuncts: &[Expr]) -> Result<LogicalPlan> {
+        match plan {
+            LogicalPlan::Filter(f) => {
+                let input = into_scan(Arc::unwrap_or_clone(f.input), conjuncts)?;
+                Ok(LogicalPlan::Filter(Filter::try_new(
+                    f.predicate,
+                    Arc::new(input),
+                )?))
+            }
+            LogicalPlan::TableScan(mut scan) => {
+                let provider = source_as_provider(&scan.source)?;
+                if provider.downcast_ref::<RemoteTable>().is_none() {
+                    return Ok(LogicalPlan::TableScan(scan));
+                }
+                let marked: Vec<Expr> = conjuncts
+                    .iter()
+                    .map(|c| after_row_filter(c.clone()))
+                    .collect();
+                let refs: Vec<&Expr> = marked.iter().collect();
+                let support = provider.supports_filters_pushdown(&refs)?;
+                for (m, s) in marked.into_iter().zip(support) {
+                    if s != TableProviderFilterPushDown::Unsupported && !scan.filters.contains(&m) {
+                        scan.filters.push(m);
+                    }
+                }
+                Ok(LogicalPlan::TableScan(scan))
+            }
+            other => Ok(other),
+        }
+    }
+    let Some(barrier) = SecurityBarrier::of(&plan).filter(|b| b.kind == BarrierKind::RowFilter)
+    else {
+        return Ok(plan);
+    };
+    let conjuncts = split_conjunction_owned(predicate.clone());
+    let inner = into_scan(barrier.input.clone(), &conjuncts)?;
+    Ok(SecurityBarrier::wrap(
+        &barrier.dataset,
+        BarrierKind::RowFilter,
+        inner,
+    ))
 }
 
 /// True when evaluating `expr` over rows of `schema` cannot raise an error for any row.

@@ -64,6 +64,14 @@ pub(crate) trait Dialect: Send + Sync {
         false
     }
 
+    /// What ends a subquery so that the database evaluates it on its own: it neither
+    /// merges it into the outer query nor pushes the outer query's conditions into it
+    /// (`fence.rs`). None where no such form is known: the user's predicates under a row
+    /// filter are then not sent.
+    fn fence(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Dates group, order and compare as in Bund.
     fn exact_dates(&self) -> bool {
         true
@@ -101,6 +109,9 @@ pub(crate) trait Dialect: Send + Sync {
 
 /// True when `expr` may be sent to the table's database.
 pub(crate) fn remote_safe(table: &RemoteTable, expr: &Expr) -> bool {
+    if let Some(user) = super::fence::marked(expr) {
+        return table.database.dialect().fence().is_some() && remote_safe(table, user);
+    }
     table.database.settings().filter_pushdown && safe(table, expr, true)
 }
 
@@ -259,12 +270,29 @@ pub(crate) fn select_sql(
         // rows without columns (count(*)): one expression is needed; it is not read
         select.push("NULL".to_string());
     }
-    let mut sql = format!(
-        "SELECT {} FROM {}",
-        select.join(", "),
-        table.source.sql_from_item(dialect)
-    );
-    push_where(table, filters, &mut sql)?;
+    // the user's predicates under a row filter go behind the fence (`fence.rs`)
+    let (users, row_filter): (Vec<&Expr>, Vec<&Expr>) = filters
+        .iter()
+        .partition(|f| super::fence::marked(f).is_some());
+    let row_filter: Vec<Expr> = row_filter.into_iter().cloned().collect();
+    let users: Vec<Expr> = users
+        .into_iter()
+        .filter_map(|f| super::fence::marked(f).cloned())
+        .collect();
+    let from = table.source.sql_from_item(dialect);
+    let mut sql = format!("SELECT {} FROM ", select.join(", "));
+    match dialect.fence() {
+        Some(fence) if !users.is_empty() => {
+            sql.push_str(&format!("(SELECT * FROM {from}"));
+            push_where(table, &row_filter, &mut sql)?;
+            sql.push_str(&format!("{fence}) AS bund_rows"));
+            push_where(table, &users, &mut sql)?;
+        }
+        _ => {
+            sql.push_str(&from);
+            push_where(table, &row_filter, &mut sql)?;
+        }
+    }
     if let Some(n) = limit {
         sql.push_str(&format!(" LIMIT {n}"));
     }
@@ -287,7 +315,10 @@ pub(crate) fn push_where(table: &RemoteTable, filters: &[Expr], sql: &mut String
 /// usual collations, SQLite's NOCASE, a non-deterministic PostgreSQL collation, any Flight
 /// SQL service) selects a superset only.
 pub(crate) fn remote_exact(table: &RemoteTable, expr: &Expr) -> bool {
-    remote_safe(table, expr)
+    // the user's predicates under a row filter are sent behind the fence of a scan only:
+    // work that needs every filter in its WHERE (aggregates, joins, top-n) stays in Bund
+    super::fence::marked(expr).is_none()
+        && remote_safe(table, expr)
         && expr.column_refs().iter().all(|c| {
             table
                 .schema

@@ -14,6 +14,7 @@
 mod copy;
 pub(crate) mod dialect;
 mod exec;
+pub(crate) mod fence;
 pub(crate) mod flightsql;
 pub(crate) mod mysql;
 mod pool;

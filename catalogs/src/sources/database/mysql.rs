@@ -529,6 +529,11 @@ async fn read(db: Arc<MysqlDatabase>, scan: Scan, tx: Sender<Result<RecordBatch>
 pub(crate) struct MysqlDialect;
 
 impl Dialect for MysqlDialect {
+    /// MySQL and MariaDB neither merge a derived table with LIMIT nor push conditions into it.
+    fn fence(&self) -> Option<&'static str> {
+        Some(" LIMIT 18446744073709551615")
+    }
+
     fn quote_ident(&self, name: &str) -> String {
         format!("`{}`", name.replace('`', "``"))
     }

@@ -375,6 +375,11 @@ pub(crate) fn schema_of(cols: &[(Field, RemoteColumn)]) -> SchemaRef {
 pub(crate) struct PostgresDialect;
 
 impl Dialect for PostgresDialect {
+    /// PostgreSQL neither pulls up a subquery with OFFSET nor pushes conditions into it.
+    fn fence(&self) -> Option<&'static str> {
+        Some(" OFFSET 0")
+    }
+
     fn compares(&self, _t: &DataType) -> bool {
         true
     }

@@ -418,6 +418,12 @@ mod tests {
 pub(crate) struct SqliteDialect;
 
 impl Dialect for SqliteDialect {
+    /// SQLite neither flattens a subquery with LIMIT into its outer query nor pushes the
+    /// outer WHERE into it.
+    fn fence(&self) -> Option<&'static str> {
+        Some(" LIMIT -1")
+    }
+
     fn compares(&self, t: &DataType) -> bool {
         matches!(
             t,
