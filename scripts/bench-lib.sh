@@ -73,6 +73,63 @@ schemas = ["$3"]
 EOT
 }
 
+# bench_police_policy CONFIG_DIR SCHEMA: police officers see their districts' rows of
+# SCHEMA.people (bench_db_bureau's table), id_card denied to everyone but admin.
+bench_police_policy() {
+    cat >>"$1/security.toml" <<EOT
+
+[[grant]]
+roles = ["police_officer"]
+schemas = ["$2"]
+
+[[policy]]
+id = "$2_people"
+dataset = "$2.people"
+sensitive = ["id_card"]
+
+  [[policy.rule]]
+  roles = ["admin"]
+
+  [[policy.rule]]
+  roles = ["police_officer"]
+  row_filter = "district_code IN \${principal.districts}"
+
+  [[policy.rule]]
+  default = true
+  deny = ["id_card"]
+EOT
+}
+
+# bench_oracle ADDR SCHEMA: pudong_police (bench_police_policy) counting, in SCHEMA.people
+# (district = id % 16, bucket = id % 100), bucket 1, whose rows are all in other districts
+# (310115 is id % 16 = 10), and bucket 999, which does not exist: both answers are 0, and
+# their times must be alike whatever indexes the database has. Medians of 9, interleaved.
+bench_oracle() {
+    "$PY" - "$1" "$2" <<'PY'
+import statistics, sys, time
+import adbc_driver_flightsql.dbapi as fsql
+addr, schema = sys.argv[1:3]
+conn = fsql.connect(addr, autocommit=True,
+                    db_kwargs={"username": "pudong_police", "password": "pudong_police-demo"})
+def count(bucket):
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {schema}.people WHERE bucket = {bucket}")
+        return cur.fetchall()[0][0]
+times = {1: [], 999: []}
+for _ in range(2):
+    for bucket in times:
+        assert count(bucket) == 0, bucket
+for _ in range(9):
+    for bucket, ts in times.items():
+        t0 = time.perf_counter()
+        count(bucket)
+        ts.append(time.perf_counter() - t0)
+print(f"oracle       pudong_police, count of a bucket only other districts have "
+      f"{statistics.median(times[1]) * 1000:.1f} ms, of a bucket that does not exist "
+      f"{statistics.median(times[999]) * 1000:.1f} ms (both 0 rows)")
+PY
+}
+
 # bench_start BUND CONFIG_DIR DATA_DIR [NAME=VALUE ...]: starts `BUND serve` on a free port
 # with that configuration and data (a fixed city token key, the given environment, its log
 # under CONFIG_DIR); sets BENCH_PID and BENCH_ADDR.

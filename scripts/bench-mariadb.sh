@@ -10,6 +10,9 @@
 #   count       SELECT count(*), sum(amount) … GROUP BY district_code: run in MariaDB
 #               against the same aggregate over every row sent to Bund (filter_pushdown
 #               = false turns all pushdown off)
+#   oracle      with an index on bucket, pudong_police (row filter: its district) counting a
+#               bucket whose rows are all in other districts, and one that does not exist:
+#               both answers are 0, and so must be alike in time
 # Rounds are interleaved so that machine noise hits every case alike; medians of 3.
 #
 #   bash scripts/bench-mariadb.sh [ROWS]        # default: 10000000
@@ -58,6 +61,7 @@ root bund -e "CREATE TABLE people (id BIGINT NOT NULL PRIMARY KEY, id_card CHAR(
 config="$BUND_CACHE/bench-mariadb-config"
 bench_config "$config"
 bench_db_bureau "$config" mysql mysrc people
+bench_police_policy "$config" mysrc
 data="$BUND_CACHE/bench-1000000"
 grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
 bench_start "$BUND" "$config" "$data" BUND_BENCH_DB_URL="mysql://bund:$PASSWORD@127.0.0.1:$port/bund"
@@ -89,3 +93,7 @@ Bund rows/s / mariadb client rows/s = med['client'] / med['bund']
 1 % selective query, pushdown speed-up = med['nopush'] / med['pushdown']
 aggregate in MariaDB, speed-up = med['agg_bund'] / med['agg_push']"
 echo "server peak RSS: $(grep VmHWM /proc/$pid/status)"
+
+# oracle: with an index on bucket, an officer's empty answers (see bench_oracle)
+root bund -e "CREATE INDEX people_bucket ON people (bucket); ANALYZE TABLE people;" >/dev/null
+bench_oracle "$addr" mysrc
