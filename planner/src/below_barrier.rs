@@ -43,7 +43,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Result};
 use datafusion::datasource::source_as_provider;
-use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction, split_conjunction_owned};
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, Operator, Projection,
     TableProviderFilterPushDown,
@@ -52,6 +52,7 @@ use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 use crate::barrier::{BarrierKind, SecurityBarrier};
+use crate::in_source::strip_qualifiers;
 
 #[derive(Debug, Default)]
 pub(crate) struct PushSafePredicates;
@@ -164,13 +165,21 @@ fn push_under_masks(input: LogicalPlan, predicate: Expr) -> Result<LogicalPlan> 
 /// `RowFilterBarrier ← Filter(row filter)* ← TableScan` of a database table with the
 /// conjuncts of `predicate` the database can take added to the scan's filters, each marked
 /// [`bund_catalogs::after_row_filter`]: the source sends them behind a fence, after the
-/// row filter (`bund_catalogs`' `fence.rs`), or not at all. The predicate is still
-/// evaluated above the row filter's barrier. Anything else is returned as it is.
+/// row filter (`bund_catalogs`' `fence.rs`), or not at all. Only where the whole row
+/// filter is in the scan's SQL and the database evaluates it exactly: otherwise the fenced
+/// subquery would let through rows the row filter hides, and the user's predicates would
+/// run on them there. The predicate is still evaluated above the row filter's barrier.
+/// Anything else is returned as it is.
 fn fence_into_database_scan(plan: LogicalPlan, predicate: &Expr) -> Result<LogicalPlan> {
-    fn into_scan(plan: LogicalPlan, conjuncts: &[Expr]) -> Result<LogicalPlan> {
+    fn into_scan(
+        plan: LogicalPlan,
+        conjuncts: &[Expr],
+        row_filter: &mut Vec<Expr>,
+    ) -> Result<LogicalPlan> {
         match plan {
             LogicalPlan::Filter(f) => {
-                let input = into_scan(Arc::unwrap_or_clone(f.input), conjuncts)?;
+                row_filter.extend(split_conjunction(&f.predicate).into_iter().cloned());
+                let input = into_scan(Arc::unwrap_or_clone(f.input), conjuncts, row_filter)?;
                 Ok(LogicalPlan::Filter(Filter::try_new(
                     f.predicate,
                     Arc::new(input),
@@ -178,7 +187,15 @@ fn fence_into_database_scan(plan: LogicalPlan, predicate: &Expr) -> Result<Logic
             }
             LogicalPlan::TableScan(mut scan) => {
                 let provider = source_as_provider(&scan.source)?;
-                if provider.downcast_ref::<RemoteTable>().is_none() {
+                let Some(table) = provider.downcast_ref::<RemoteTable>() else {
+                    return Ok(LogicalPlan::TableScan(scan));
+                };
+                let sent: Vec<Expr> = scan.filters.iter().map(strip_qualifiers).collect();
+                let row_filter_sent = !row_filter.is_empty()
+                    && row_filter
+                        .iter()
+                        .all(|c| table.filter_is_exact(c) && sent.contains(&strip_qualifiers(c)));
+                if !row_filter_sent {
                     return Ok(LogicalPlan::TableScan(scan));
                 }
                 let marked: Vec<Expr> = conjuncts
@@ -202,7 +219,7 @@ fn fence_into_database_scan(plan: LogicalPlan, predicate: &Expr) -> Result<Logic
         return Ok(plan);
     };
     let conjuncts = split_conjunction_owned(predicate.clone());
-    let inner = into_scan(barrier.input.clone(), &conjuncts)?;
+    let inner = into_scan(barrier.input.clone(), &conjuncts, &mut Vec::new())?;
     Ok(SecurityBarrier::wrap(
         &barrier.dataset,
         BarrierKind::RowFilter,

@@ -348,8 +348,8 @@ fn trace(plan: &LogicalPlan, c: &Column) -> Option<String> {
 }
 
 /// A filter with its columns' qualifiers removed, to compare a `Filter`'s conjunct with
-/// the copy `PushDownFilter` gave the scan.
-fn strip_qualifiers(e: &Expr) -> Expr {
+/// the copy `PushDownFilter` gave the scan (here and in `below_barrier.rs`).
+pub(crate) fn strip_qualifiers(e: &Expr) -> Expr {
     e.clone()
         .transform(|e| match e {
             Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(

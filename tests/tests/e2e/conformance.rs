@@ -367,7 +367,10 @@ async fn police_reads(server: &Server, kind: &Kind) {
     // in one WHERE, an index on `amount` would fetch the hidden rows above it before the
     // row filter dropped them, and the time of an empty answer would tell whether any
     // exist. They are sent behind the fence, outside a subquery that applies the row filter
-    // on its own (a Flight SQL service, without a known fence, gets the row filter alone).
+    // on its own, where the database evaluates the row filter exactly. Elsewhere it gets
+    // the row filter alone: MariaDB compares `district_code` under its usual collation
+    // (case and trailing spaces ignored), so its subquery would also let through rows the
+    // row filter hides; a Flight SQL service has no known fence.
     let over = format!("SELECT id_card FROM {b}.people WHERE amount > 100000");
     assert_eq!(
         rows(&mut police, &over).await,
@@ -378,7 +381,9 @@ async fn police_reads(server: &Server, kind: &Kind) {
         (Some(fence), Some(user)) => fence < user && s[..fence].contains("'310115'"),
         _ => false,
     };
-    let fences = !kind.scan.starts_with("FlightSqlScanExec");
+    let fences = ["PostgresScanExec", "SqliteScanExec"]
+        .iter()
+        .any(|k| kind.scan.starts_with(k));
     assert!(
         !sql.is_empty()
             && sql.iter().all(|s| {
