@@ -9,8 +9,8 @@
 //! A user and password that passed the check are remembered for `login_cache_secs` (five
 //! minutes by default; [`Verified`]): a BI tool or a driver that opens a connection, and so
 //! logs in, for each query window does not wait for argon2 each time (a handshake took 19 ms
-//! with the check and 0.4 ms without here; ADBC's connect 38 against 14 ms). Only successes are remembered, so every wrong password still costs the
-//! whole check.
+//! with the check and 0.4 ms without here; ADBC's connect 38 against 14 ms). Only successes
+//! are remembered, so every wrong password still costs the whole check.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

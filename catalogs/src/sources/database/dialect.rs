@@ -271,14 +271,14 @@ pub(crate) fn select_sql(
         select.push("NULL".to_string());
     }
     // the user's predicates under a row filter go behind the fence (`fence.rs`)
-    let (users, row_filter): (Vec<&Expr>, Vec<&Expr>) = filters
-        .iter()
-        .partition(|f| super::fence::marked(f).is_some());
-    let row_filter: Vec<Expr> = row_filter.into_iter().cloned().collect();
-    let users: Vec<Expr> = users
-        .into_iter()
-        .filter_map(|f| super::fence::marked(f).cloned())
-        .collect();
+    let mut row_filter = Vec::with_capacity(filters.len());
+    let mut users = Vec::new();
+    for f in filters {
+        match super::fence::marked(f) {
+            Some(user) => users.push(user.clone()),
+            None => row_filter.push(f.clone()),
+        }
+    }
     let from = table.source.sql_from_item(dialect);
     let mut sql = format!("SELECT {} FROM ", select.join(", "));
     match dialect.fence() {
