@@ -17,8 +17,9 @@
 //! filter alone.
 //!
 //! The planner marks such a predicate with [`after_row_filter`] when it copies it into the
-//! scan; the mark evaluates to its argument, so a plan that ran it anyway would still be
-//! correct.
+//! scan, and only where the whole row filter is in the scan's SQL and the database
+//! evaluates it exactly (a superset would let hidden rows into the subquery); the mark
+//! evaluates to its argument, so a plan that ran it anyway would still be correct.
 
 use std::sync::{Arc, LazyLock};
 
