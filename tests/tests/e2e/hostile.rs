@@ -868,6 +868,38 @@ async fn bound_parameters_do_not_accumulate() {
     assert!(second < first + 48, "{first} MiB → {second} MiB");
 }
 
+/// Plans GetFlightInfo keeps for their DoGet (`service/planned.rs`) are bounded by number
+/// and weight: a client without credentials asking for FlightInfos of the heaviest
+/// statements it may send, and never fetching them, does not grow the server's memory.
+#[tokio::test]
+async fn flight_infos_never_fetched_do_not_accumulate() {
+    use arrow_flight::sql::CommandStatementQuery;
+
+    let server = Server::process_example();
+    let mut anonymous = server.client().await;
+    // a union of 100 scans of an open dataset: hundreds of operators a plan
+    let one = "SELECT name, category FROM planning.poi WHERE category = 'park'";
+    let union = vec![one; 100].join(" UNION ALL ");
+    let mut ask = async |n: usize| {
+        for _ in 0..n {
+            anonymous
+                .info(CommandStatementQuery {
+                    query: union.clone(),
+                    transaction_id: None,
+                })
+                .await
+                .expect("an anonymous FlightInfo");
+        }
+    };
+    // the first rounds fill what is kept and the allocator's arenas (133 MiB after 25
+    // FlightInfos, 149 after 50, here); more must not add to it (149-150 MiB after 75-100)
+    ask(50).await;
+    let (_, first) = memory_mib(server.pid());
+    ask(25).await;
+    let (_, second) = memory_mib(server.pid());
+    assert!(second < first + 16, "{first} MiB → {second} MiB");
+}
+
 #[tokio::test]
 async fn a_hundred_logins_of_unknown_users_at_once_stay_within_memory() {
     let server = Server::process_example();
