@@ -37,8 +37,9 @@ if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.
     "$BUND" example-data --rows "$ROWS" --out "$data"
 fi
 # The residents again as a plain file: no bloom filters, no page index, the same row groups
-# (pyarrow's defaults), served as plain.residents, for the lookup without those aids.
-if [ ! -f "$data/plain/residents/part-00000.parquet" ]; then
+# (pyarrow's defaults), served as plain.residents, for the lookup without those aids;
+# written again when the data set is.
+if [ ! "$data/plain/residents/part-00000.parquet" -nt "$data/MANIFEST.json" ]; then
     mkdir -p "$data/plain/residents"
     "$PY" - "$data" <<'PY'
 import sys
