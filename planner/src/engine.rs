@@ -35,7 +35,8 @@ use crate::in_source::PushToSource;
 use crate::limits::{Deadline, Limits, PlannerSettings, check_plan_size, check_text, interleave};
 use crate::memory::CappedPool;
 use crate::redact::{Show, redact};
-use crate::rewrite::{SecureScanRule, Touched};
+use crate::rewrite::{ScopedSecureScan, SecureScanRule, Touched};
+use crate::scope::Scope;
 use crate::statement::{StatementKind, check_statement};
 use crate::yields::YieldBetweenBatches;
 
@@ -48,14 +49,12 @@ pub struct Engine {
     /// Each principal's resolved access, by principal id (`anonymous` included when granted).
     access: HashMap<String, Arc<Access>>,
     settings: PlannerSettings,
-    base: SessionState,
-    /// The runtime of queries without credentials: the catalog's, with a memory pool capped
-    /// at `anonymous_memory_limit_bytes` inside the shared one.
-    public_runtime: Arc<RuntimeEnv>,
-    /// The optimizer's and physical optimizer's rules, made once: a statement with a
-    /// deadline gets them with a deadline check between each two.
-    optimizer_rules: Vec<Arc<dyn OptimizerRule + Send + Sync>>,
-    physical_rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+    /// The session each statement is planned in a copy of (`scope.rs`): Bund's functions,
+    /// the secure-scan rewrite first among the analyzer's rules, and a deadline check
+    /// between each two rules. `sessions[1]` runs on the runtime of queries without
+    /// credentials: the catalog's, with a memory pool capped at
+    /// `anonymous_memory_limit_bytes` inside the shared one.
+    sessions: [SessionState; 2],
 }
 
 impl std::fmt::Debug for Engine {
@@ -170,14 +169,25 @@ impl Engine {
             cache_manager: Arc::clone(&shared.cache_manager),
             object_store_registry: Arc::clone(&shared.object_store_registry),
         });
+        let session = |runtime: Arc<RuntimeEnv>| {
+            let mut rules = Analyzer::new().rules;
+            rules.insert(0, Arc::new(ScopedSecureScan::new(Arc::clone(&catalog))));
+            SessionStateBuilder::new_from_existing(base.clone())
+                .with_runtime_env(runtime)
+                .with_analyzer_rules(interleave(rules, Arc::new(Deadline)))
+                .with_optimizer_rules(interleave(optimizer_rules.clone(), Arc::new(Deadline)))
+                .with_physical_optimizer_rules(interleave(
+                    physical_rules.clone(),
+                    Arc::new(Deadline),
+                ))
+                .build()
+        };
+        let sessions = [session(shared), session(public_runtime)];
         Self {
             catalog,
             access,
             settings,
-            base,
-            public_runtime,
-            optimizer_rules,
-            physical_rules,
+            sessions,
         }
     }
 
@@ -201,9 +211,9 @@ impl Engine {
         crate::access::derivable_masks(&self.catalog, &self.access)
     }
 
-    /// The session a principal's statement is planned in: a catalog of the datasets granted
-    /// to it, with the columns it may see, and the secure-scan rewrite first among the
-    /// analyzer rules.
+    /// The session a principal's statement is planned in: a copy of the engine's with a
+    /// catalog of the datasets granted to it, with the columns it may see, and the statement's
+    /// [`Scope`] (its access for the secure-scan rewrite, first among the analyzer rules).
     fn session(
         &self,
         principal: &Principal,
@@ -213,34 +223,13 @@ impl Engine {
         let catalogs = MemoryCatalogProviderList::new();
         let _previous = catalogs.register_catalog(BUND_CATALOG.to_string(), access.catalog());
         let touched = Arc::new(Mutex::new(Touched::default()));
-        let mut rules = Analyzer::new().rules;
-        rules.insert(
-            0,
-            Arc::new(SecureScanRule::new(
-                Arc::clone(&self.catalog),
-                Arc::clone(&access),
-                Arc::clone(&touched),
-            )),
-        );
-        let mut builder = SessionStateBuilder::new_from_existing(self.base.clone())
-            .with_catalog_list(Arc::new(catalogs));
-        if principal.is_anonymous() {
-            builder = builder.with_runtime_env(Arc::clone(&self.public_runtime));
-        }
-        let state = match deadline {
-            Some(at) => {
-                let d = Deadline(at);
-                builder
-                    .with_analyzer_rules(interleave(rules, Arc::new(d)))
-                    .with_optimizer_rules(interleave(self.optimizer_rules.clone(), Arc::new(d)))
-                    .with_physical_optimizer_rules(interleave(
-                        self.physical_rules.clone(),
-                        Arc::new(d),
-                    ))
-                    .build()
-            }
-            None => builder.with_analyzer_rules(rules).build(),
-        };
+        let mut state = self.sessions[usize::from(principal.is_anonymous())].clone();
+        state.register_catalog_list(Arc::new(catalogs));
+        state.config_mut().options_mut().extensions.insert(Scope {
+            access: Arc::clone(&access),
+            touched: Arc::clone(&touched),
+            deadline,
+        });
         Ok(PrincipalSession {
             state,
             access,
@@ -406,7 +395,7 @@ impl Engine {
         let touched = Arc::new(Mutex::new(Touched::default()));
         let rule = SecureScanRule::new(Arc::clone(&self.catalog), access, Arc::clone(&touched));
         let plan = rule
-            .analyze(plan, self.base.config().options())
+            .analyze(plan, self.sessions[0].config().options())
             .map_err(Error::from_planning)?;
         let touched = touched.lock().map(|t| t.clone()).unwrap_or_default();
         Ok((plan, touched))

@@ -22,6 +22,7 @@ mod memory;
 mod patterns;
 mod redact;
 mod rewrite;
+mod scope;
 mod statement;
 mod yields;
 

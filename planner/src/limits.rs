@@ -31,6 +31,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::Error;
+use crate::scope::Scope;
 
 /// The limits of one statement (the server reads them from its `server.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,9 +273,10 @@ fn expanded_size(
     size
 }
 
-/// Stops planning once the query's deadline has passed. Placed between DataFusion's rules.
+/// Stops planning once the statement's deadline (its [`Scope`]'s) has passed. Placed between
+/// DataFusion's rules.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline(pub(crate) Instant);
+pub(crate) struct Deadline;
 
 /// The error [`Deadline`] raises; [`Error::from_planning`] finds it.
 #[derive(Debug)]
@@ -289,17 +291,19 @@ impl std::fmt::Display for PlanningTimedOut {
 impl std::error::Error for PlanningTimedOut {}
 
 impl Deadline {
-    fn check(&self) -> Result<()> {
-        if Instant::now() >= self.0 {
-            return Err(DataFusionError::External(Box::new(PlanningTimedOut)));
+    fn check(config: &ConfigOptions) -> Result<()> {
+        match Scope::of(config).and_then(|scope| scope.deadline) {
+            Some(at) if Instant::now() >= at => {
+                Err(DataFusionError::External(Box::new(PlanningTimedOut)))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
 impl AnalyzerRule for Deadline {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        self.check()?;
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        Self::check(config)?;
         Ok(plan)
     }
 
@@ -316,9 +320,9 @@ impl OptimizerRule for Deadline {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        self.check()?;
+        Self::check(&config.options())?;
         Ok(Transformed::no(plan))
     }
 }
@@ -327,9 +331,9 @@ impl PhysicalOptimizerRule for Deadline {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.check()?;
+        Self::check(config)?;
         Ok(plan)
     }
 

@@ -28,6 +28,7 @@ use datafusion::optimizer::AnalyzerRule;
 
 use crate::access::{Access, DatasetScan, ScanPolicy, SealedTable};
 use crate::barrier::{BarrierKind, SecurityBarrier};
+use crate::scope::Scope;
 use crate::statement::TABLE_FUNCTIONS;
 
 /// What a rewrite touched, for the audit log.
@@ -202,6 +203,37 @@ fn column(
     }
     let (q, field) = schema.qualified_field_with_unqualified_name(name)?;
     Ok(Expr::Column(Column::from((q, field))))
+}
+
+/// The secure-scan rewrite of the session every statement is planned in a copy of: the
+/// principal is the statement's [`Scope`]; a plan analysed without one is refused.
+#[derive(Debug)]
+pub(crate) struct ScopedSecureScan {
+    catalog: Arc<Catalog>,
+}
+
+impl ScopedSecureScan {
+    pub(crate) fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+}
+
+impl AnalyzerRule for ScopedSecureScan {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        let Some(scope) = Scope::of(config) else {
+            return internal_err!("a statement was planned without a principal's scope");
+        };
+        SecureScanRule::new(
+            Arc::clone(&self.catalog),
+            Arc::clone(&scope.access),
+            Arc::clone(&scope.touched),
+        )
+        .analyze(plan, config)
+    }
+
+    fn name(&self) -> &str {
+        "bund_secure_scan"
+    }
 }
 
 impl AnalyzerRule for SecureScanRule {

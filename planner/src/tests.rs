@@ -507,6 +507,26 @@ fn planning_stops_at_its_deadline() {
 }
 
 #[test]
+fn a_plan_analysed_without_a_statement_scope_is_refused() {
+    use datafusion::common::config::ConfigOptions;
+    use datafusion::optimizer::AnalyzerRule;
+    big_stack(async {
+        let f = fixture().await;
+        let plan = f
+            .engine
+            .sql_plan(&f.principal("officer1"), "SELECT n FROM police.residents")
+            .await
+            .expect("planned");
+        // every statement's session is a copy of one; the copy carries the principal
+        let rule = crate::rewrite::ScopedSecureScan::new(Arc::clone(f.engine.catalog()));
+        let e = rule
+            .analyze(plan, &ConfigOptions::default())
+            .expect_err("no principal, no plan");
+        assert!(e.to_string().contains("without a principal's scope"), "{e}");
+    });
+}
+
+#[test]
 fn joins_give_their_thread_back_between_batches() {
     big_stack(async {
         let f = fixture().await;
