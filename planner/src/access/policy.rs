@@ -977,7 +977,13 @@ fn bind(e: &Expr, p: &Principal) -> Result<Option<Expr>, String> {
                             _ => items.push(item),
                         }
                     }
-                    Transformed::yes(Expr::InList(InList::new(expr, items, negated)))
+                    Transformed::yes(match <[Expr; 1]>::try_from(items) {
+                        // `x IN (a)` is `x = a`, NULLs alike; a comparison is what the scan
+                        // evaluates fastest (a one-value set is hashed for every row)
+                        Ok([item]) if negated => (*expr).not_eq(item),
+                        Ok([item]) => (*expr).eq(item),
+                        Err(items) => Expr::InList(InList::new(expr, items, negated)),
+                    })
                 }
                 Expr::Placeholder(ph) if ph.id.starts_with(ATTR_PREFIX) => match value(&ph.id) {
                     None => {
