@@ -377,7 +377,7 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
     assert_eq!(
         remote_sql(&mut police, query).await,
         vec![
-            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE (("district_code" IN ('310115')))"#
+            r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code", "amount"::numeric(12,2) AS "amount" FROM "hrss"."people" WHERE (("district_code" = '310115'))"#
                 .to_string()
         ]
     );
@@ -385,7 +385,7 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
     // aggregate that reads the masked column does not (it groups masked values, in Bund).
     assert_eq!(
         remote_sql(&mut police, "SELECT count(*), max(amount) FROM pgsrc.people").await,
-        vec![r#"SELECT (COUNT(*))::int8 AS "c0", (MAX("amount"))::numeric(12,2) AS "c1" FROM "hrss"."people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+        vec![r#"SELECT (COUNT(*))::int8 AS "c0", (MAX("amount"))::numeric(12,2) AS "c1" FROM "hrss"."people" WHERE (("district_code" = '310115'))"#.to_string()]
     );
     assert_eq!(
         rows(
@@ -398,7 +398,7 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
     let masked = "SELECT id_card, count(*) FROM pgsrc.people GROUP BY id_card ORDER BY id_card";
     assert_eq!(
         remote_sql(&mut police, masked).await,
-        vec![r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code" FROM "hrss"."people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+        vec![r#"SELECT "id_card"::text AS "id_card", "district_code"::text AS "district_code" FROM "hrss"."people" WHERE (("district_code" = '310115'))"#.to_string()]
     );
     assert_eq!(
         rows(&mut police, masked).await,
@@ -413,7 +413,7 @@ async fn masks_and_row_filters_on_a_postgres_table_stay_in_bund_or_run_as_plain_
     // conformance suite.)
     assert_eq!(
         remote_sql(&mut police, "SELECT amount FROM pgsrc.people ORDER BY amount LIMIT 1").await,
-        vec![r#"SELECT "amount"::numeric(12,2) AS "c0" FROM "hrss"."people" WHERE (("district_code" IN ('310115'))) ORDER BY "amount" ASC NULLS LAST LIMIT 1"#.to_string()]
+        vec![r#"SELECT "amount"::numeric(12,2) AS "c0" FROM "hrss"."people" WHERE (("district_code" = '310115')) ORDER BY "amount" ASC NULLS LAST LIMIT 1"#.to_string()]
     );
 
     // Nothing Bund sent named a masking or other Bund function.
@@ -633,13 +633,13 @@ async fn sqlite_joins_aggregates_and_row_filters_are_sent_as_sql() {
     let count = "SELECT count(*), sum(amount) FROM sqsrc.people";
     assert_eq!(
         scans_sql(&mut police, count, marker).await,
-        vec![r#"SELECT COUNT(*) AS "c0", SUM("amount") AS "c1" FROM "people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+        vec![r#"SELECT COUNT(*) AS "c0", SUM("amount") AS "c1" FROM "people" WHERE (("district_code" = '310115'))"#.to_string()]
     );
     assert_eq!(rows(&mut police, count).await, vec![vec!["2", "260050"]]);
     let masked = "SELECT id_card, amount FROM sqsrc.people ORDER BY amount";
     assert_eq!(
         scans_sql(&mut police, masked, marker).await,
-        vec![r#"SELECT "id_card" AS "id_card", "district_code" AS "district_code", "amount" AS "amount" FROM "people" WHERE (("district_code" IN ('310115')))"#.to_string()]
+        vec![r#"SELECT "id_card" AS "id_card", "district_code" AS "district_code", "amount" AS "amount" FROM "people" WHERE (("district_code" = '310115'))"#.to_string()]
     );
     assert_eq!(
         rows(&mut police, masked).await,

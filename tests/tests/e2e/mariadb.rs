@@ -320,7 +320,7 @@ async fn masks_and_row_filters_on_a_mariadb_table_stay_in_bund_or_run_as_plain_s
     assert_eq!(
         remote_sql(&mut police, query).await,
         vec![
-            "SELECT `id_card` AS `id_card`, `district_code` AS `district_code`, `amount` AS `amount` FROM `people` WHERE ((`district_code` IN ('310115')))"
+            "SELECT `id_card` AS `id_card`, `district_code` AS `district_code`, `amount` AS `amount` FROM `people` WHERE ((`district_code` = '310115'))"
                 .to_string()
         ]
     );
@@ -335,7 +335,7 @@ async fn masks_and_row_filters_on_a_mariadb_table_stay_in_bund_or_run_as_plain_s
     // send a superset, so a count cannot run there (it would count rows Bund drops).
     assert_eq!(
         remote_sql(&mut police, "SELECT count(*) FROM mysrc.people").await,
-        vec!["SELECT `district_code` AS `district_code` FROM `people` WHERE ((`district_code` IN ('310115')))".to_string()]
+        vec!["SELECT `district_code` AS `district_code` FROM `people` WHERE ((`district_code` = '310115'))".to_string()]
     );
     assert_eq!(
         rows(&mut police, "SELECT count(*) FROM mysrc.people").await,
