@@ -224,6 +224,8 @@ impl Engine {
         let _previous = catalogs.register_catalog(BUND_CATALOG.to_string(), access.catalog());
         let touched = Arc::new(Mutex::new(Touched::default()));
         let mut state = self.sessions[usize::from(principal.is_anonymous())].clone();
+        // the statement's start: what now() and current_date() are, once for the statement
+        state.mark_start_execution();
         state.register_catalog_list(Arc::new(catalogs));
         state.config_mut().options_mut().extensions.insert(Scope {
             access: Arc::clone(&access),

@@ -527,6 +527,26 @@ fn a_plan_analysed_without_a_statement_scope_is_refused() {
 }
 
 #[test]
+fn now_is_the_statements_start() {
+    big_stack(async {
+        let f = fixture().await;
+        let out = f
+            .run(
+                "officer1",
+                "SELECT now() >= TIMESTAMP '2026-01-01T00:00:00Z' AS started",
+            )
+            .await
+            .expect("now() is planned");
+        assert!(out.contains("true"), "{out}");
+        let out = f
+            .run("officer1", "SELECT now() = now() AS same")
+            .await
+            .expect("now() is planned");
+        assert!(out.contains("true"), "{out}");
+    });
+}
+
+#[test]
 fn joins_give_their_thread_back_between_batches() {
     big_stack(async {
         let f = fixture().await;
