@@ -1457,6 +1457,18 @@ fn parquet_properties(table: Table, layout: &Layout) -> WriterProperties {
     props.build()
 }
 
+/// The rows `rows` of `table`, made `layout.batch_rows` at a time.
+fn batches_of<'a>(
+    world: &'a World,
+    layout: &Layout,
+    table: Table,
+    rows: std::ops::Range<u64>,
+) -> impl Iterator<Item = Result<RecordBatch>> + 'a {
+    let (size, end) = (layout.batch_rows, rows.end);
+    rows.step_by(size as usize)
+        .map(move |start| table.batch(world, start..(start + size).min(end)))
+}
+
 fn write_part(world: &World, layout: &Layout, tmp: &Path, job: &Job) -> Result<()> {
     let path = tmp
         .join(job.table.dir())
@@ -1465,14 +1477,7 @@ fn write_part(world: &World, layout: &Layout, tmp: &Path, job: &Job) -> Result<(
         return write_sqlite(world, layout, &path, job);
     }
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    let batches = job
-        .rows
-        .clone()
-        .step_by(layout.batch_rows as usize)
-        .map(|start| {
-            job.table
-                .batch(world, start..(start + layout.batch_rows).min(job.rows.end))
-        });
+    let batches = batches_of(world, layout, job.table, job.rows.clone());
     match job.table.format() {
         Format::Parquet => {
             let props = parquet_properties(job.table, layout);
@@ -1489,9 +1494,7 @@ fn write_part(world: &World, layout: &Layout, tmp: &Path, job: &Job) -> Result<(
                     let group_rows = layout.row_group_rows as u64;
                     for start in job.rows.clone().step_by(layout.row_group_rows) {
                         let end = (start + group_rows).min(job.rows.end);
-                        let parts = (start..end)
-                            .step_by(layout.batch_rows as usize)
-                            .map(|s| job.table.batch(world, s..(s + layout.batch_rows).min(end)))
+                        let parts = batches_of(world, layout, job.table, start..end)
                             .collect::<Result<Vec<_>>>()?;
                         let group = concat_batches(&schema, &parts)?;
                         let key = group
@@ -1556,10 +1559,8 @@ fn write_sqlite(world: &World, layout: &Layout, path: &Path, job: &Job) -> Resul
         let placeholders = vec!["?"; columns.len()].join(", ");
         let mut insert = tx.prepare(&format!("INSERT INTO \"{name}\" VALUES ({placeholders})"))?;
         let options = FormatOptions::default();
-        for start in job.rows.clone().step_by(layout.batch_rows as usize) {
-            let batch = job
-                .table
-                .batch(world, start..(start + layout.batch_rows).min(job.rows.end))?;
+        for batch in batches_of(world, layout, job.table, job.rows.clone()) {
+            let batch = batch?;
             let formatters = batch
                 .columns()
                 .iter()
