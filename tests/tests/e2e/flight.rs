@@ -785,6 +785,25 @@ async fn concurrent_clients_stream_independently_while_others_fail() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_without_credentials_runs_within_the_anonymous_memory_limit() {
+    // Every statement is planned in a copy of one of two sessions; a client without
+    // credentials must get the one whose memory pool is capped at anonymous_memory_limit_mb.
+    let config = example_config("anonymous-memory", Some("anonymous_memory_limit_mb = 1\n"));
+    let server = Server::start_with(&config);
+    let sql = "SELECT a.poi_id, b.poi_id, count(*) FROM planning.poi a CROSS JOIN planning.poi b GROUP BY a.poi_id, b.poi_id";
+    let mut admin = server.login("admin").await;
+    let b = admin.query(sql).await.expect("within the server's memory");
+    assert!(row_count(&b) > 10_000, "{}", row_count(&b));
+    let mut anonymous = server.client().await;
+    let err = anonymous.query(sql).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    assert!(
+        err.message().contains("more memory than the server allows"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_query_past_the_memory_limit_is_refused_and_the_server_goes_on() {
     let config = example_config("tiny-memory", Some("memory_limit_mb = 1\n"));
