@@ -9,7 +9,7 @@ PY="$BUND_CACHE/venv/bin/python"
 CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
 # The example data's generator version (bund_example_data::GENERATOR_VERSION): data written
 # by another version is written again.
-BENCH_GENERATOR_VERSION=4
+BENCH_GENERATOR_VERSION=5
 
 # bench_wait_addr LOG_OUT: the address `bund serve` printed to LOG_OUT, within 60 s.
 bench_wait_addr() {

@@ -41,8 +41,9 @@ use serde::Serialize;
 /// Bumped whenever the generated files change for the same `--rows`: their rows, or how they
 /// are written (3: bloom filters on the lookup columns; 4: each row group of a table with
 /// lookup columns sorted by the first, in data pages of at most `LOOKUP_PAGE_ROWS` rows,
-/// bloom filters of half the size).
-pub const GENERATOR_VERSION: u32 = 4;
+/// bloom filters of half the size; 5: pages of 2,048 rows, residents' names without a
+/// dictionary).
+pub const GENERATOR_VERSION: u32 = 5;
 
 /// The file, directly under `out`, that marks a complete data set; written last.
 pub const MANIFEST: &str = "MANIFEST.json";
@@ -259,10 +260,14 @@ impl Table {
         self.lookup_columns().first().copied()
     }
 
-    /// Parquet columns worth a dictionary (low cardinality, or names that repeat a lot).
+    /// Parquet columns worth a dictionary (low cardinality). Not residents' names: their
+    /// dictionary page (250 KB a row group) is decoded whole by every lookup that returns
+    /// a name, where a page of plain names is 2,048 values (1 M residents, in-process, both
+    /// with pages of 1,024 rows: DataFusion 3.5-3.7 -> 1.9-2.3 ms a lookup, DuckDB 3.0-4.3
+    /// -> 2.0-2.4 ms; the file 5 % larger).
     fn dictionary_columns(self) -> &'static [&'static str] {
         match self {
-            Table::Residents => &["name", "sex", "district_code"],
+            Table::Residents => &["sex", "district_code"],
             Table::Enterprises => &["district_code", "status"],
             Table::Contributions => &["month"],
             Table::Poi => &["category", "district_code"],
@@ -1423,10 +1428,13 @@ fn install(out: &Path, tmp: &Path, manifest: &Manifest) -> Result<()> {
 }
 
 /// Rows in a data page of a table with lookup columns: in a row group sorted by ID number
-/// a lookup decodes one such page of it. 1 M residents on 2026-12-07 (DataFusion 55 with
-/// `pushdown_filters`, in-process): 9.6 ms a lookup with unsorted row groups, 6.4 ms sorted
-/// in pages of 20,000 rows (the writer's default), 3.8 ms in pages of 8,192.
-const LOOKUP_PAGE_ROWS: usize = 8192;
+/// a lookup decodes one such page of each column (to skip to the row it returns). 1 M
+/// residents on 2026-12-07 (DataFusion 55 with `pushdown_filters`, in-process): 9.6 ms a
+/// lookup with unsorted row groups, 6.4 ms sorted in pages of 20,000 rows (the writer's
+/// default), 3.8 ms in pages of 8,192; on 2026-12-08, with names plain, 2.0-2.6 ms in pages
+/// of 2,048 and 1.9-2.3 ms of 1,024, but DuckDB's scan of the 23 % district then fell from
+/// 2.6 to 1.7 M rows/s (2,048: 2.6; DataFusion's the same for all three).
+const LOOKUP_PAGE_ROWS: usize = 2048;
 
 /// False positives a lookup column's bloom filter is sized for (see `parquet_properties`).
 const LOOKUP_BLOOM_FPP: f64 = 0.03;
@@ -1445,7 +1453,7 @@ fn parquet_properties(table: Table, layout: &Layout) -> WriterProperties {
     // A lookup reads the bloom filter of every row group, and a filter's size is rounded up
     // to a power of two: for 131,072 values, 1 % false positives needs 159 KiB and so takes
     // 256 KiB; 3 % needs 126 KiB and fits 128 KiB (8 bits a value). On 10 M residents that
-    // is 10 MiB read per lookup instead of 20; a false positive costs one page of 8,192
+    // is 10 MiB read per lookup instead of 20; a false positive costs one page of 2,048
     // rows. (The page index, with each page's range, is written by default.)
     for column in table.lookup_columns() {
         let path = ColumnPath::from(*column);
