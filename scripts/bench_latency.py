@@ -152,6 +152,10 @@ def engines(sql_for, file="residents"):
 if want("id_lookup"):
     # id_lookup
     key = ids[1]
+    # what any statement costs through the same client path (a cursor per query, as here)
+    bund("SELECT 1")
+    floor = statistics.median(timed(lambda: bund("SELECT 1"), 7))
+    print(f"id_lookup    protocol floor       Bund (ADBC) SELECT 1   {ms(floor)}")
     for file, label in (("residents", "as generated"), ("plain", "no bloom/page index")):
         for name, run in engines(lambda t: f"SELECT * FROM {t} WHERE id_card = '{key}'", file):
             run()
