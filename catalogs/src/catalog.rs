@@ -63,6 +63,7 @@ pub fn audit_log_schema() -> SchemaRef {
         text("code", true),
         text("error", true),
         Field::new("suppressed", DataType::Int64, true),
+        text("replica", true),
     ]))
 }
 /// Schema names that bureaus cannot take.

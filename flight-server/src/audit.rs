@@ -44,8 +44,12 @@ const SYNC_EVERY: Duration = Duration::from_millis(200);
 const SYNC_RECORDS: usize = 256;
 /// Records waiting for the writer before callers wait for it.
 const QUEUE: usize = 16_384;
-/// The file being written.
-const CURRENT: &str = "audit.jsonl";
+/// The stem of the audit files: `audit.jsonl` is written, `audit-<time>.jsonl` rotated; a
+/// named replica writes `audit@<name>.jsonl` and rotates `audit@<name>-<time>.jsonl`, so
+/// replicas share a directory and `system.audit_log` reads them all.
+const STEM: &str = "audit";
+/// How long opening the log waits for another process to release its files.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// Bytes of a statement kept in a record; a longer one is kept as prefix, length and hash.
 pub(crate) const STATEMENT_PREFIX: usize = 4096;
 /// Bytes of an error text kept in a record.
@@ -208,12 +212,23 @@ fn rfc3339(at: SystemTime) -> String {
 }
 
 /// How rotation and budgets behave.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct AuditSettings {
     pub(crate) max_file_bytes: u64,
     pub(crate) max_files: usize,
     pub(crate) retention: Duration,
     pub(crate) records_per_minute: u64,
+    /// The replica's name ([`crate::valid_replica`]), written into every record and into
+    /// its files' names; `None` for a server that has its audit directory to itself.
+    pub(crate) replica: Option<String>,
+}
+
+/// A record as written: with the replica that wrote it.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    record: &'a AuditRecord,
+    replica: Option<&'a str>,
 }
 
 /// A token bucket: `per_minute` records, refilled continuously.
@@ -391,7 +406,11 @@ impl AuditLog {
 
 struct Writer {
     dir: PathBuf,
+    /// `audit` or `audit@<replica>`: the current file is `<base>.jsonl`.
+    base: String,
     file: File,
+    /// Locked while this process writes: a second writer of the same files is refused.
+    _lock: File,
     size: u64,
     settings: AuditSettings,
     unsynced: usize,
@@ -406,14 +425,47 @@ struct Writer {
 
 impl Writer {
     fn open(dir: PathBuf, settings: AuditSettings, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let base = match &settings.replica {
+            Some(name) => format!("{STEM}@{name}"),
+            None => STEM.to_string(),
+        };
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{base}.lock")))?;
+        // a process that stopped a moment ago may still be closing its files
+        let give_up = Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::other(format!(
+                        "another bund process writes {base}.jsonl in this directory; give \
+                         each replica that shares an audit directory its own name (`bund \
+                         serve --replica NAME` or BUND_REPLICA)"
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(std::io::Error::other(format!(
+                        "cannot lock {base}.lock: {e}"
+                    )));
+                }
+            }
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join(CURRENT))?;
+            .open(dir.join(format!("{base}.jsonl")))?;
         let size = file.metadata()?.len();
         Ok(Self {
             dir,
+            base,
             file,
+            _lock: lock,
             size,
             settings,
             unsynced: 0,
@@ -453,12 +505,26 @@ impl Writer {
         }
     }
 
-    fn record(&mut self, record: &AuditRecord) {
+    /// `record` as one line of JSON, with this replica's name.
+    fn line(&self, record: &AuditRecord) -> Option<Vec<u8>> {
         let mut line = Vec::with_capacity(1024);
-        if serde_json::to_writer(&mut line, record).is_err() {
-            return;
-        }
+        let written = Line {
+            record,
+            replica: self.settings.replica.as_deref(),
+        };
+        serde_json::to_writer(&mut line, &written).ok()?;
         line.push(b'\n');
+        Some(line)
+    }
+
+    fn current(&self) -> PathBuf {
+        self.dir.join(format!("{}.jsonl", self.base))
+    }
+
+    fn record(&mut self, record: &AuditRecord) {
+        let Some(line) = self.line(record) else {
+            return;
+        };
         if !self.pending.is_empty() {
             self.queue(line);
             return;
@@ -485,7 +551,7 @@ impl Writer {
             match OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(self.dir.join(CURRENT))
+                .open(self.current())
             {
                 Ok(f) => {
                     self.size = f.metadata().map_or(self.size, |m| m.len());
@@ -506,12 +572,10 @@ impl Writer {
             r.outcome = Outcome::Suppressed;
             r.suppressed = Some(self.lost);
             r.set_error("records were lost while the audit log could not be written");
-            let mut line = Vec::new();
-            if serde_json::to_writer(&mut line, &r).is_ok() {
-                line.push(b'\n');
-                if self.write(&line).is_err() {
-                    return;
-                }
+            if let Some(line) = self.line(&r)
+                && self.write(&line).is_err()
+            {
+                return;
             }
             self.lost = 0;
         }
@@ -566,28 +630,31 @@ impl Writer {
     }
 
     /// `audit.jsonl` → `audit-<time>.jsonl`, a new `audit.jsonl`, and the oldest rotated
-    /// files beyond `max_files` deleted — never one younger than the retention.
+    /// files beyond `max_files` deleted — never one younger than the retention. A replica
+    /// rotates and deletes its own files only.
     fn rotate(&mut self) -> std::io::Result<()> {
         self.sync();
         let stamp: String = rfc3339_now().chars().filter(char::is_ascii_digit).collect();
-        let mut target = self.dir.join(format!("audit-{stamp}.jsonl"));
+        let base = &self.base;
+        let mut target = self.dir.join(format!("{base}-{stamp}.jsonl"));
         let mut n = 1;
         while target.exists() {
-            target = self.dir.join(format!("audit-{stamp}-{n}.jsonl"));
+            target = self.dir.join(format!("{base}-{stamp}-{n}.jsonl"));
             n += 1;
         }
-        std::fs::rename(self.dir.join(CURRENT), &target)?;
+        std::fs::rename(self.current(), &target)?;
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(CURRENT))?;
+            .open(self.current())?;
         self.size = 0;
+        let own = format!("{base}-");
         let mut rotated: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+                    .is_some_and(|n| n.starts_with(&own) && n.ends_with(".jsonl"))
             })
             .collect();
         rotated.sort();
@@ -733,7 +800,19 @@ mod tests {
             max_files,
             retention,
             records_per_minute: 1_000_000,
+            replica: None,
         }
+    }
+
+    fn jsonl_files(dir: &Path, prefix: &str) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(prefix) && name.ends_with(".jsonl")
+            })
+            .count()
     }
 
     fn record(i: usize) -> AuditRecord {
@@ -772,7 +851,7 @@ mod tests {
         }
         log.flush(Duration::from_secs(5));
         let lines = read_all(&dir);
-        let files = std::fs::read_dir(&dir).unwrap().count();
+        let files = jsonl_files(&dir, "audit");
         // The current file plus at most three rotated ones; the oldest records are gone.
         assert_eq!(files, 4, "{files} files");
         assert!(lines.iter().any(|l| l["statement"] == "SELECT 99"));
@@ -797,6 +876,53 @@ mod tests {
         for i in 0..100 {
             let s = format!("SELECT {i}");
             assert!(lines.iter().any(|l| l["statement"] == s.as_str()), "{s}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replicas_share_a_directory_each_writing_rotating_and_deleting_its_own_files() {
+        let dir = scratch("replicas");
+        let named = |name: &str| {
+            let mut s = settings(2_000, 2, Duration::ZERO);
+            s.replica = Some(name.to_string());
+            s
+        };
+        let a = AuditLog::open(&dir, named("a")).unwrap();
+        let a_b = AuditLog::open(&dir, named("a_b")).unwrap();
+        let unnamed = AuditLog::open(&dir, settings(2_000, 2, Duration::ZERO)).unwrap();
+        // a second writer of the same files is refused, saying what to do
+        let again = AuditLog::open(&dir, named("a")).unwrap_err().to_string();
+        assert!(again.contains("--replica NAME"), "{again}");
+        let again = AuditLog::open(&dir, settings(1, 1, Duration::ZERO))
+            .unwrap_err()
+            .to_string();
+        assert!(again.contains("another bund process"), "{again}");
+        for i in 0..100 {
+            a.append(record(i));
+        }
+        a.flush(Duration::from_secs(5));
+        a_b.append(record(1000));
+        unnamed.append(record(2000));
+        a_b.flush(Duration::from_secs(5));
+        unnamed.flush(Duration::from_secs(5));
+        // "a" rotated past two old files and deleted its oldest, never the others'
+        assert_eq!(jsonl_files(&dir, "audit@a-"), 2);
+        assert_eq!(jsonl_files(&dir, "audit@a.jsonl"), 1);
+        assert_eq!(jsonl_files(&dir, "audit@a_b"), 1);
+        assert_eq!(jsonl_files(&dir, "audit.jsonl"), 1);
+        let lines = read_all(&dir);
+        let of = |statement: &str| lines.iter().find(|l| l["statement"] == statement).cloned();
+        assert_eq!(of("SELECT 99").unwrap()["replica"], "a");
+        assert_eq!(of("SELECT 1000").unwrap()["replica"], "a_b");
+        assert!(of("SELECT 2000").unwrap()["replica"].is_null());
+        assert!(of("SELECT 0").is_none(), "a's oldest file was deleted");
+        // a replica that stops leaves its name free
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while AuditLog::open(&dir, named("a")).is_err() {
+            assert!(Instant::now() < deadline, "the writer thread kept its lock");
+            std::thread::sleep(Duration::from_millis(20));
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -842,7 +968,7 @@ mod tests {
     #[test]
     fn a_full_disk_stops_service_until_the_backlog_is_written() {
         let dir = scratch("full");
-        let current = dir.join(CURRENT);
+        let current = dir.join("audit.jsonl");
         std::os::unix::fs::symlink("/dev/full", &current).unwrap();
         let log = AuditLog::open(&dir, settings(1 << 20, 10, Duration::ZERO)).unwrap();
         for i in 0..10 {

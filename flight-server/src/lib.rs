@@ -40,6 +40,15 @@ use bund_planner::Engine;
 pub const DEFAULT_CONFIG: &str = "examples/shanghai";
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+/// The variable naming a replica: replicas of one configuration that share an audit
+/// directory each write their own files there, named after it (`bund serve --replica`).
+pub const REPLICA_ENV: &str = "BUND_REPLICA";
+
+/// Whether `name` can name a replica: 1 to 63 ASCII letters, digits or `_` (it becomes part
+/// of the audit files' names, and `-` separates a rotated file's time).
+pub(crate) fn valid_replica(name: &str) -> bool {
+    (1..=63).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
 /// How long open connections may drain after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest message a client may send: a statement (`max_statement_kb`, 4 MiB by default)
@@ -197,6 +206,14 @@ async fn prepare(
     );
     drop(catalog);
     let audit_dir = settings.audit_dir(&opts.data_dir);
+    let replica = opts.env.var(REPLICA_ENV).filter(|r| !r.is_empty());
+    if let Some(name) = &replica
+        && !valid_replica(name)
+    {
+        anyhow::bail!(
+            "the replica name {name:?} ({REPLICA_ENV} or --replica) must be 1 to 63 letters, digits or _"
+        );
+    }
     let log = audit::AuditLog::open(
         &audit_dir,
         audit::AuditSettings {
@@ -204,10 +221,11 @@ async fn prepare(
             max_files: settings.audit_max_files,
             retention: settings.audit_retention,
             records_per_minute: settings.audit_records_per_minute,
+            replica: replica.clone(),
         },
     )
     .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
-    tracing::info!(dir = %audit_dir.display(), "audit log open");
+    tracing::info!(dir = %audit_dir.display(), replica = replica.as_deref().unwrap_or("-"), "audit log open");
     let executors =
         Arc::new(executor::Executors::new(&settings).context("cannot start the query threads")?);
     let logins = logins::Logins::new(settings.max_concurrent_logins)
@@ -284,14 +302,19 @@ async fn run(
 
 /// Serves `config` over Flight SQL on `addr` until SIGINT or SIGTERM: generates the Shanghai
 /// example's data when it is absent, opens the audit log, starts the query and login
-/// threads and watches the configuration for changes.
+/// threads and watches the configuration for changes. `replica` names this process among
+/// replicas of one configuration (else [`REPLICA_ENV`]).
 pub async fn serve(
     config: PathBuf,
     addr: SocketAddr,
     data_dir: Option<PathBuf>,
     example_rows: u64,
+    replica: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let opts = load_options(&config, data_dir);
+    let mut opts = load_options(&config, data_dir);
+    if let Some(name) = replica {
+        opts.env = opts.env.with(REPLICA_ENV, name);
+    }
     generate_example_data(&config, &opts, example_rows).await?;
     let (settings, engine) = match load(&opts).await {
         Ok(loaded) => loaded,

@@ -37,6 +37,10 @@ enum Command {
         /// Residents to generate when the Shanghai example's data is absent.
         #[arg(long, default_value_t = 1_000_000)]
         example_rows: u64,
+        /// This process's name among replicas of one configuration that share an audit
+        /// directory: each writes its own audit files there [default: $BUND_REPLICA].
+        #[arg(long)]
+        replica: Option<String>,
     },
     /// Validate a configuration directory without serving; exits 1 listing every error.
     Check {
@@ -124,6 +128,7 @@ fn main() -> anyhow::Result<ExitCode> {
             flight_addr,
             data_dir,
             example_rows,
+            replica,
         } => {
             init_logging();
             let rt = tokio::runtime::Runtime::new()?;
@@ -132,6 +137,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 flight_addr,
                 data_dir,
                 example_rows,
+                replica,
             ));
             // Whatever still runs (a password check, a query's last task) does not hold the
             // process past its grace period.

@@ -149,6 +149,14 @@ pub(crate) fn example_config(name: &str, server_toml: Option<&str>) -> PathBuf {
     dir
 }
 
+/// A replica name of its own for a server of the example configuration: the servers of
+/// the tests share its audit directory, where each process writes its own files.
+fn replica_name() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("test{}_{n}", std::process::id())
+}
+
 /// The example configuration, written once per test run.
 fn default_config() -> &'static Path {
     static CONFIG: OnceLock<PathBuf> = OnceLock::new();
@@ -199,12 +207,18 @@ impl bund_server::Clock for SetClock {
 impl Server {
     /// An in-process server of the example configuration.
     pub(crate) fn start() -> Self {
-        Self::start_with(default_config())
+        Self::start_with_env(
+            default_config(),
+            &[(bund_server::REPLICA_ENV, &replica_name())],
+        )
     }
 
     /// The real `bund serve` of the example configuration.
     pub(crate) fn process_example() -> Self {
-        Self::process(default_config())
+        Self::process_with_env(
+            default_config(),
+            &[(bund_server::REPLICA_ENV, &replica_name())],
+        )
     }
 
     /// An in-process server of `config` (its data: the test data set).
@@ -233,6 +247,18 @@ impl Server {
         let mut start = Self::options(config, &[]);
         start.clock = clock;
         Self::in_process(start)
+    }
+
+    /// An in-process replica of `config` named `name`, signing with `key`: replicas of one
+    /// configuration share its data and its audit directory.
+    pub(crate) fn start_replica(config: &Path, name: &str, key: &[u8]) -> anyhow::Result<Self> {
+        let mut start = Self::options(config, &[(bund_server::REPLICA_ENV, name)]);
+        start.signing_key = Some(key.to_vec());
+        let running = bund_server::start(start)?;
+        Ok(Self {
+            addr: running.addr().to_string(),
+            backing: Backing::InProcess(running),
+        })
     }
 
     fn options(config: &Path, env: &[(&str, &str)]) -> bund_server::Start {

@@ -9,6 +9,7 @@
 
 mod check;
 mod clients;
+mod cluster;
 mod conformance;
 mod databases;
 mod dbservers;
