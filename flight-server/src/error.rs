@@ -20,6 +20,11 @@ pub(crate) enum Error {
         what: &'static str,
         hint: &'static str,
     },
+    /// A handle issued by another replica under a configuration this one has not loaded.
+    #[error(
+        "this {what} was issued under a configuration this server has not loaded yet (by another replica that loaded a change first); retry in a few seconds, and if it persists run or prepare the statement again"
+    )]
+    OtherVersion { what: &'static str },
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error(transparent)]
@@ -122,6 +127,7 @@ pub(crate) fn status(e: &Error, request_id: &str) -> Status {
             Status::unauthenticated(e.to_string())
         }
         Error::BadHandle { .. } => Status::permission_denied(e.to_string()),
+        Error::OtherVersion { .. } => Status::unavailable(e.to_string()),
         Error::BadRequest(_) => Status::invalid_argument(e.to_string()),
         Error::Planner(p) => match p {
             P::Syntax { .. } | P::Plan { .. } | P::Parameters { .. } => {

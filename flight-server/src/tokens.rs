@@ -69,7 +69,14 @@ impl Clock for SystemClock {
 pub(crate) struct Signer {
     key: Vec<u8>,
     clock: Arc<dyn Clock>,
+    /// The configuration versions this process issued or checked handles under, newest
+    /// last: a handle of a version not among them was issued by another replica, under a
+    /// configuration this one has not loaded yet.
+    seen: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Configuration versions a process remembers having served under.
+const SEEN_VERSIONS: usize = 64;
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +95,26 @@ impl Signer {
         Self {
             key,
             clock: Arc::new(SystemClock),
+            seen: std::sync::Mutex::default(),
         }
+    }
+
+    /// Notes that this process serves under configuration `version`.
+    fn saw(&self, version: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.back().is_some_and(|v| v == version) {
+            return;
+        }
+        seen.retain(|v| v != version);
+        seen.push_back(version.to_string());
+        if seen.len() > SEEN_VERSIONS {
+            seen.pop_front();
+        }
+    }
+
+    fn has_seen(&self, version: &str) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().any(|v| v == version)
     }
 
     /// The same key, with expiries read from `clock`.
@@ -156,6 +182,9 @@ impl Signer {
 
     /// A binary blob for tickets and prepared-statement handles.
     pub(crate) fn sign_binary(&self, claims: &Claims) -> Vec<u8> {
+        if let Some(version) = &claims.pv {
+            self.saw(version);
+        }
         let payload = Self::payload(claims);
         let tag = self.mac(&payload).finalize().into_bytes();
         let mut out = Vec::with_capacity(BINARY_PREFIX.len() + payload.len() + MAC_LEN);
@@ -211,11 +240,20 @@ impl Signer {
             Kind::Prepared => "prepared statement handle",
         };
         match self.verify_binary(blob, kind) {
-            Some(c) if c.sub == principal && c.pv.as_deref() == Some(version) => Ok(c),
-            Some(c) if c.sub == principal => Err(Error::BadHandle {
-                what,
-                hint: "the security catalog changed since it was issued; run or prepare the statement again",
-            }),
+            Some(c) if c.sub == principal && c.pv.as_deref() == Some(version) => {
+                self.saw(version);
+                Ok(c)
+            }
+            Some(c) if c.sub == principal => {
+                self.saw(version);
+                match c.pv.as_deref() {
+                    Some(issued) if !self.has_seen(issued) => Err(Error::OtherVersion { what }),
+                    _ => Err(Error::BadHandle {
+                        what,
+                        hint: "the security catalog changed since it was issued; run or prepare the statement again",
+                    }),
+                }
+            }
             _ => Err(Error::BadHandle {
                 what,
                 hint: "run the statement again to get a new one",
@@ -291,5 +329,33 @@ mod tests {
         assert!(s.open(&blob, Kind::Ticket, "alice", "v1").is_ok());
         *clock.0.lock().unwrap() += Duration::from_secs(1);
         assert!(s.open(&blob, Kind::Ticket, "alice", "v1").is_err());
+    }
+
+    #[test]
+    fn a_handle_of_a_version_this_process_never_served_is_to_be_retried() {
+        let issuer = signer();
+        let replica = signer();
+        let mut c = issuer.claims(Kind::Ticket, "alice", Duration::from_secs(60));
+        c.pv = Some("v1".into());
+        let old = issuer.sign_binary(&c);
+        c.pv = Some("v2".into());
+        let new = issuer.sign_binary(&c);
+        // the replica serves v1 and has not loaded v2: retry
+        assert!(replica.open(&old, Kind::Ticket, "alice", "v1").is_ok());
+        assert!(matches!(
+            replica.open(&new, Kind::Ticket, "alice", "v1"),
+            Err(Error::OtherVersion { .. })
+        ));
+        // once it serves v2, a handle of v1, which it served before, is stale for good
+        assert!(replica.open(&new, Kind::Ticket, "alice", "v2").is_ok());
+        assert!(matches!(
+            replica.open(&old, Kind::Ticket, "alice", "v2"),
+            Err(Error::BadHandle { .. })
+        ));
+        // a handle of another principal says nothing of versions
+        assert!(matches!(
+            replica.open(&new, Kind::Ticket, "bob", "v1"),
+            Err(Error::BadHandle { .. })
+        ));
     }
 }

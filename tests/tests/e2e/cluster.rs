@@ -159,3 +159,75 @@ async fn a_second_replica_of_the_same_name_is_refused_and_says_what_to_do() {
     other.stop();
     first.stop();
 }
+
+/// `config`'s files copied into a new directory `name`: a replica's own copy of the same
+/// configuration (the same version while the files are the same).
+fn copy_of(config: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let dir = crate::harness::scratch_dir(name);
+    for f in ["catalog.toml", "security.toml", "server.toml"] {
+        std::fs::copy(config.join(f), dir.join(f)).expect("copy the configuration");
+    }
+    dir
+}
+
+#[tokio::test]
+async fn a_replica_behind_on_a_change_tells_the_client_to_retry_and_then_answers() {
+    use tonic::Code;
+    let config_a = example_config("replica-version-a", None);
+    let config_b = copy_of(&config_a, "replica-version-b");
+    let a = Server::start_replica(&config_a, "a", KEY).expect("replica a");
+    let b = Server::start_replica(&config_b, "b", KEY).expect("replica b");
+    let sql = "SELECT count(*) FROM police.residents";
+    let statement = || CommandStatementQuery {
+        query: sql.into(),
+        transaction_id: None,
+    };
+    let mut on_a = a.login("pudong_police").await;
+    let mut on_b = b.client().await;
+    on_b.token = on_a.token.clone();
+    let expected = on_a.query(sql).await.unwrap();
+    let old = on_a.info(statement()).await.unwrap().endpoint[0]
+        .ticket
+        .clone()
+        .unwrap();
+
+    // the data-security department changes the policy; A loads it first
+    let edit = |dir: &std::path::Path| {
+        let path = dir.join("security.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n# policy change\n")).unwrap();
+    };
+    let before = a.running().reloads();
+    edit(&config_a);
+    assert!(
+        a.running()
+            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
+            .await,
+        "A did not load the change within 20 s"
+    );
+    let new = on_a.info(statement()).await.unwrap().endpoint[0]
+        .ticket
+        .clone()
+        .unwrap();
+    // B has not: A's new ticket is not refused for good there, nor answered under the old
+    // policy, but to be retried
+    let behind = on_b.get(new.clone()).await.unwrap_err();
+    assert_eq!(behind.code(), Code::Unavailable, "{behind:?}");
+    assert!(behind.message().contains("retry"), "{behind:?}");
+    // A, which issued the old ticket under the old policy, refuses it for good
+    let stale = on_a.get(old).await.unwrap_err();
+    assert_eq!(stale.code(), Code::PermissionDenied, "{stale:?}");
+
+    let before = b.running().reloads();
+    edit(&config_b);
+    assert!(
+        b.running()
+            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
+            .await,
+        "B did not load the change within 20 s"
+    );
+    let (_, answered) = on_b.get(new).await.unwrap();
+    assert_eq!(answered, expected);
+    b.stop();
+    a.stop();
+}
