@@ -8,37 +8,18 @@ use std::time::{Duration, Instant};
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::sql::{
-    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
     ProstMessageExt,
 };
-use arrow_flight::{Action, FlightDescriptor, PutResult};
+use arrow_flight::{FlightDescriptor, PutResult};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 
-use crate::harness::{Raw, Server, column_strings, decode_any, example_config};
+use crate::harness::{Raw, Server, column_strings, example_config};
 
 const KEY: &[u8] = b"the key every replica of this test signs with, 32+ bytes";
-
-/// `sql` prepared by `client`'s server: its handle.
-async fn prepare(client: &mut Raw, sql: &str) -> prost::bytes::Bytes {
-    let body = ActionCreatePreparedStatementRequest {
-        query: sql.into(),
-        transaction_id: None,
-    }
-    .as_any()
-    .encode_to_vec();
-    let req = client.request(Action {
-        r#type: "CreatePreparedStatement".into(),
-        body: body.into(),
-    });
-    let mut results = client.inner.do_action(req).await.unwrap().into_inner();
-    let result = results.message().await.unwrap().unwrap();
-    let created: ActionCreatePreparedStatementResult = decode_any(&result.body);
-    created.prepared_statement_handle
-}
 
 /// One text value bound to `handle` on `client`'s server: the handle it answers with.
 async fn bind(client: &mut Raw, handle: prost::bytes::Bytes, value: &str) -> prost::bytes::Bytes {
@@ -100,11 +81,9 @@ async fn any_replica_answers_what_another_began_and_reads_the_audit_of_both() {
 
     // prepared on A, bound on B, planned on B, run on A
     let name = column_strings(&expected, 1)[0].clone();
-    let handle = prepare(
-        &mut on_a,
-        "SELECT count(*) FROM police.residents WHERE name = ?",
-    )
-    .await;
+    let handle = on_a
+        .create_prepared("SELECT count(*) FROM police.residents WHERE name = ?")
+        .await;
     let bound = bind(&mut on_b, handle, &name).await;
     let info = on_b
         .info(CommandPreparedStatementQuery {
@@ -170,6 +149,22 @@ fn copy_of(config: &std::path::Path, name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A comment added to `config`'s security.toml, and `server` loading it.
+async fn change_policy(server: &Server, config: &std::path::Path) {
+    let path = config.join("security.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let before = server.running().reloads();
+    std::fs::write(&path, format!("{text}\n# policy change\n")).unwrap();
+    assert!(
+        server
+            .running()
+            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
+            .await,
+        "{} did not load the change within 20 s",
+        server.addr
+    );
+}
+
 #[tokio::test]
 async fn a_replica_behind_on_a_change_tells_the_client_to_retry_and_then_answers() {
     use tonic::Code;
@@ -192,19 +187,7 @@ async fn a_replica_behind_on_a_change_tells_the_client_to_retry_and_then_answers
         .unwrap();
 
     // the data-security department changes the policy; A loads it first
-    let edit = |dir: &std::path::Path| {
-        let path = dir.join("security.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, format!("{text}\n# policy change\n")).unwrap();
-    };
-    let before = a.running().reloads();
-    edit(&config_a);
-    assert!(
-        a.running()
-            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
-            .await,
-        "A did not load the change within 20 s"
-    );
+    change_policy(&a, &config_a).await;
     let new = on_a.info(statement()).await.unwrap().endpoint[0]
         .ticket
         .clone()
@@ -218,14 +201,7 @@ async fn a_replica_behind_on_a_change_tells_the_client_to_retry_and_then_answers
     let stale = on_a.get(old).await.unwrap_err();
     assert_eq!(stale.code(), Code::PermissionDenied, "{stale:?}");
 
-    let before = b.running().reloads();
-    edit(&config_b);
-    assert!(
-        b.running()
-            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
-            .await,
-        "B did not load the change within 20 s"
-    );
+    change_policy(&b, &config_b).await;
     let (_, answered) = on_b.get(new).await.unwrap();
     assert_eq!(answered, expected);
     b.stop();

@@ -562,27 +562,11 @@ async fn prepared_statements_bind_question_mark_and_dollar_parameters() {
 
 #[tokio::test]
 async fn prepared_handles_are_bound_to_their_principal() {
-    use arrow_flight::sql::{
-        ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
-        CommandPreparedStatementQuery,
-    };
+    use arrow_flight::sql::CommandPreparedStatementQuery;
     let server = Server::start();
     let mut admin = server.login("admin").await;
     let mut other = server.login("auditor").await;
-    let body = ActionCreatePreparedStatementRequest {
-        query: "SELECT 1".into(),
-        transaction_id: None,
-    }
-    .as_any()
-    .encode_to_vec();
-    let req = admin.request(Action {
-        r#type: "CreatePreparedStatement".into(),
-        body: body.into(),
-    });
-    let mut results = admin.inner.do_action(req).await.unwrap().into_inner();
-    let result = results.message().await.unwrap().unwrap();
-    let created: ActionCreatePreparedStatementResult = decode_any(&result.body);
-    let handle = created.prepared_statement_handle;
+    let handle = admin.create_prepared("SELECT 1").await;
 
     let cmd = CommandPreparedStatementQuery {
         prepared_statement_handle: handle.clone(),

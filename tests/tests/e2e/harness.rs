@@ -547,6 +547,27 @@ impl Raw {
         Ok((info, schema, batches))
     }
 
+    /// CreatePreparedStatement of `sql`: the handle.
+    pub(crate) async fn create_prepared(&mut self, sql: &str) -> prost::bytes::Bytes {
+        use arrow_flight::sql::{
+            ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+        };
+        let body = ActionCreatePreparedStatementRequest {
+            query: sql.into(),
+            transaction_id: None,
+        }
+        .as_any()
+        .encode_to_vec();
+        let req = self.request(arrow_flight::Action {
+            r#type: "CreatePreparedStatement".into(),
+            body: body.into(),
+        });
+        let mut results = self.inner.do_action(req).await.unwrap().into_inner();
+        let result = results.message().await.unwrap().unwrap();
+        let created: ActionCreatePreparedStatementResult = decode_any(&result.body);
+        created.prepared_statement_handle
+    }
+
     pub(crate) async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
         let cmd = arrow_flight::sql::CommandStatementQuery {
             query: sql.to_string(),
