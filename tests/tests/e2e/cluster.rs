@@ -153,16 +153,9 @@ fn copy_of(config: &std::path::Path, name: &str) -> std::path::PathBuf {
 async fn change_policy(server: &Server, config: &std::path::Path) {
     let path = config.join("security.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let before = server.running().reloads();
-    std::fs::write(&path, format!("{text}\n# policy change\n")).unwrap();
-    assert!(
-        server
-            .running()
-            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
-            .await,
-        "{} did not load the change within 20 s",
-        server.addr
-    );
+    server
+        .write_and_load(&path, &format!("{text}\n# policy change\n"))
+        .await;
 }
 
 #[tokio::test]

@@ -408,6 +408,21 @@ impl Server {
         c
     }
 
+    /// Writes `text` to `path`, a file of the in-process server's configuration, and waits
+    /// until the server has loaded it.
+    pub(crate) async fn write_and_load(&self, path: &Path, text: &str) {
+        let before = self.running().reloads();
+        std::fs::write(path, text).expect("write the configuration");
+        assert!(
+            self.running()
+                .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
+                .await,
+            "{} did not load the changed {} within 20 s",
+            self.addr,
+            path.display()
+        );
+    }
+
     /// Stops the server and waits until it has: a process gets SIGTERM and its exit status
     /// is returned; an in-process server that stopped without an error reads as exit 0.
     pub(crate) fn stop(self) -> std::process::ExitStatus {

@@ -1014,14 +1014,9 @@ async fn a_ticket_dies_with_the_policy_version_it_was_issued_under() {
     let path = config.join("security.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let before = server.running().reloads();
-    std::fs::write(&path, format!("{text}\n# policy change\n")).unwrap();
-    assert!(
-        server
-            .running()
-            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
-            .await,
-        "the server did not load the changed policy within 20 s"
-    );
+    server
+        .write_and_load(&path, &format!("{text}\n# policy change\n"))
+        .await;
     assert_ne!(server.running().reloads().version, before.version);
     let err = p.get(ticket).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -1243,15 +1238,7 @@ async fn a_remembered_login_does_not_outlive_its_password() {
     };
     let changed = text.replacen(&hash_of("pudong_police"), &hash_of("market_analyst"), 1);
     assert_ne!(changed, text);
-    let before = server.running().reloads();
-    std::fs::write(&path, changed).unwrap();
-    assert!(
-        server
-            .running()
-            .reloaded(Duration::from_secs(20), |r| r.loaded > before.loaded)
-            .await,
-        "the server did not load the changed password within 20 s"
-    );
+    server.write_and_load(&path, &changed).await;
     assert_eq!(
         c.handshake_basic("pudong_police:pudong_police-demo", true)
             .await
