@@ -4,7 +4,8 @@
 #   - a JDK (java >= 17, with the source launcher) and Maven, from Debian if missing;
 #   - a Python venv at $BUND_CACHE/venv with the ADBC Flight SQL driver and pyarrow (pinned);
 #   - the Flight SQL JDBC driver (a self-contained uber-jar) in $BUND_CACHE/jdbc, via Maven;
-#   - PostgreSQL and MariaDB server binaries (Debian packages), for the database sources.
+#   - PostgreSQL and MariaDB server binaries (Debian packages), for the database sources;
+#   - HAProxy (Debian package), the load balancer in front of replicas in the cluster tests.
 # Writes $BUND_CACHE/env.sh exporting BUND_TEST_PYTHON and BUND_TEST_JDBC_JAR and prints the
 # same export lines. BUND_CACHE defaults to <repo>/.cache.
 #
@@ -195,6 +196,25 @@ MARIADBD="$(mariadbd_path)"
 [ -n "$MARIADBD" ] || { log "mariadbd not found after installing mariadb-server"; exit 1; }
 log "MariaDB ok: $MARIADBD"
 
+# ---------------------------------------------------------------- load balancer
+# HAProxy in front of replicas (tests/tests/e2e/cluster.rs): the harness runs `haproxy -f`
+# with a configuration it writes, on free ports; the package's own service is not wanted.
+if ! command -v haproxy >/dev/null 2>&1; then
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        installed=0
+        apt_install haproxy && installed=1
+        rm -f /usr/sbin/policy-rc.d
+        [ "$installed" = 1 ] || { log "apt-get install haproxy failed"; exit 1; }
+    else
+        apt_install haproxy
+    fi
+fi
+HAPROXY="$(command -v haproxy)"
+[ -n "$HAPROXY" ] || { log "haproxy not found after installing it"; exit 1; }
+log "HAProxy ok: $HAPROXY"
+
 # ---------------------------------------------------------------- env.sh
 cat >"$BUND_CACHE/env.sh" <<EOF
 # written by scripts/test-deps.sh
@@ -203,5 +223,6 @@ export BUND_TEST_JDBC_JAR="$JAR"
 export BUND_TEST_WEED="$WEED"
 export BUND_TEST_PG_BIN="$PG_BIN"
 export BUND_TEST_MARIADBD="$MARIADBD"
+export BUND_TEST_HAPROXY="$HAPROXY"
 EOF
 cat "$BUND_CACHE/env.sh" | grep '^export'

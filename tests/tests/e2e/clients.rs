@@ -7,7 +7,7 @@ use std::process::Command;
 use datafusion::arrow::array::RecordBatch;
 use serde_json::Value;
 
-use crate::harness::{Server, column_strings, repo_root};
+use crate::harness::{Raw, Server, column_strings, repo_root};
 
 const QUERY: &str =
     "SELECT id_card, name, birth_date FROM police.residents ORDER BY id_card LIMIT 3";
@@ -205,8 +205,8 @@ async fn drivers_see_the_city_analysts_catalog_and_tokens() {
         prepared: "SELECT count(*) AS n FROM topic.population WHERE district_code = ?",
         param: "310115",
     };
-    let want = flow.expected(&server).await;
-    for (driver, out) in flow.run(&server) {
+    let want = flow.expected(&server.addr).await;
+    for (driver, out) in flow.run(&server.addr) {
         want.check(driver, &out, &["open", "topic"]);
         assert!(
             out["tables"].get("police").is_none(),
@@ -246,7 +246,7 @@ async fn drivers_see_every_example_principal_as_described() {
         prepared: "SELECT count(*) AS n FROM licence.licences WHERE licence_type = ?",
         param: &licence_type,
     };
-    let want = flow.expected(&server).await;
+    let want = flow.expected(&server.addr).await;
     // Licences held by residents are not the market analyst's: fewer than the admin sees.
     let all = admin
         .query(&format!(
@@ -260,7 +260,7 @@ async fn drivers_see_every_example_principal_as_described() {
         0 < enterprises_only && enterprises_only < all,
         "{enterprises_only} of {all}"
     );
-    for (driver, out) in flow.run(&server) {
+    for (driver, out) in flow.run(&server.addr) {
         want.check(driver, &out, &["licence", "market", "open", "topic"]);
         assert_eq!(strings(&out["tables"]["topic"]), vec!["legal_entity"]);
         assert_eq!(
@@ -302,10 +302,10 @@ async fn drivers_see_every_example_principal_as_described() {
         prepared: "SELECT count(*) AS n FROM system.audit_log WHERE statement = ? AND rpc = 'GetFlightInfo(Statement)'",
         param: &marker,
     };
-    let want = flow.expected(&server).await;
+    let want = flow.expected(&server.addr).await;
     assert_eq!(want.prepared, vec![vec!["1".to_string()]]);
     assert_eq!(want.query[0][0], "pudong_police");
-    for (driver, out) in flow.run(&server) {
+    for (driver, out) in flow.run(&server.addr) {
         want.check(driver, &out, &["system"]);
     }
 
@@ -317,11 +317,11 @@ async fn drivers_see_every_example_principal_as_described() {
         prepared: "SELECT count(*) AS n FROM police.residents WHERE district_code = ?",
         param: "310115",
     };
-    let want = flow.expected(&server).await;
+    let want = flow.expected(&server.addr).await;
     let bureaus = [
         "hrss", "licence", "market", "open", "planning", "police", "topic",
     ];
-    for (driver, out) in flow.run(&server) {
+    for (driver, out) in flow.run(&server.addr) {
         want.check(driver, &out, &bureaus);
         for r in rows_of(&out["query_rows"]) {
             assert!(r.iter().all(|v| !v.contains('*')), "{driver}: {r:?}");
@@ -336,8 +336,8 @@ async fn drivers_see_every_example_principal_as_described() {
         prepared: "SELECT count(*) AS n FROM planning.poi WHERE district_code = ?",
         param: "310115",
     };
-    let want = flow.expected(&server).await;
-    for (driver, out) in flow.run(&server) {
+    let want = flow.expected(&server.addr).await;
+    for (driver, out) in flow.run(&server.addr) {
         want.check(driver, &out, &["open", "planning"]);
         assert_eq!(strings(&out["tables"]["planning"]), vec!["poi"]);
     }
@@ -345,27 +345,30 @@ async fn drivers_see_every_example_principal_as_described() {
 
 /// One BI flow (see `tests/clients/adbc_bi.py`) as one principal; `None` connects without
 /// credentials.
-struct Flow<'a> {
-    user: Option<&'a str>,
-    table: &'a str,
-    query: &'a str,
-    prepared: &'a str,
-    param: &'a str,
+pub(crate) struct Flow<'a> {
+    pub(crate) user: Option<&'a str>,
+    pub(crate) table: &'a str,
+    pub(crate) query: &'a str,
+    pub(crate) prepared: &'a str,
+    pub(crate) param: &'a str,
 }
 
 /// What the Rust client sees for a [`Flow`], to compare the drivers against.
-struct Expected {
+pub(crate) struct Expected {
     columns: Vec<String>,
     query: Vec<Vec<String>>,
     prepared: Vec<Vec<String>>,
 }
 
 impl Flow<'_> {
-    async fn expected(&self, server: &Server) -> Expected {
-        let mut c = match self.user {
-            Some(user) => server.login(user).await,
-            None => server.client().await,
-        };
+    /// What the Rust client sees, through a new connection to `addr`.
+    pub(crate) async fn expected(&self, addr: &str) -> Expected {
+        let mut c = Raw::connect(addr).await;
+        if let Some(user) = self.user {
+            c.handshake_basic(&format!("{user}:{user}-demo"), true)
+                .await
+                .expect("login");
+        }
         let (schema, table) = self.table.split_once('.').expect("schema.table");
         let columns = c
             .query(&format!("SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = '{table}' ORDER BY ordinal_position"))
@@ -380,8 +383,8 @@ impl Flow<'_> {
         }
     }
 
-    /// The flow through the ADBC driver, then the JDBC driver.
-    fn run(&self, server: &Server) -> Vec<(&'static str, Value)> {
+    /// The flow through the ADBC driver, then the JDBC driver, each connecting to `addr`.
+    pub(crate) fn run(&self, addr: &str) -> Vec<(&'static str, Value)> {
         let python = env_or_install_hint("BUND_TEST_PYTHON");
         let jar = env_or_install_hint("BUND_TEST_JDBC_JAR");
         let args = [
@@ -396,11 +399,8 @@ impl Flow<'_> {
         ];
         let mut adbc = Command::new(python);
         adbc.arg(repo_root().join("tests/clients/adbc_bi.py"))
-            .args(["--uri", &server.uri()]);
-        let mut url = format!(
-            "jdbc:arrow-flight-sql://{}/?useEncryption=false",
-            server.addr
-        );
+            .args(["--uri", &format!("grpc://{addr}")]);
+        let mut url = format!("jdbc:arrow-flight-sql://{addr}/?useEncryption=false");
         if let Some(user) = self.user {
             let password = format!("{user}-demo");
             adbc.args(["--user", user, "--password", &password]);
@@ -424,7 +424,7 @@ impl Flow<'_> {
 impl Expected {
     /// The driver saw exactly `schemas` of catalog `bund`, the table's columns, and the
     /// Rust client's rows for both statements.
-    fn check(&self, driver: &str, out: &Value, schemas: &[&str]) {
+    pub(crate) fn check(&self, driver: &str, out: &Value, schemas: &[&str]) {
         let mut got = strings(&out["schemas"]["bund"]);
         got.sort();
         assert_eq!(got, schemas, "{driver}: schemas");

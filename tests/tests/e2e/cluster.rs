@@ -200,3 +200,177 @@ async fn a_replica_behind_on_a_change_tells_the_client_to_retry_and_then_answers
     b.stop();
     a.stop();
 }
+
+/// HAProxy in TCP mode in front of replicas, as `examples/haproxy.cfg` documents it: round
+/// robin over connections, each replica checked every 500 ms, a connection refused by one
+/// sent to another.
+struct Haproxy {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Haproxy {
+    fn start(replicas: &[&str]) -> Self {
+        let bin = std::env::var("BUND_TEST_HAPROXY").unwrap_or_else(|_| "haproxy".into());
+        let port = crate::harness::free_port();
+        let dir = crate::harness::scratch_dir("haproxy");
+        let servers: String = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| format!("    server r{i} {addr} check\n"))
+            .collect();
+        let template =
+            std::fs::read_to_string(crate::harness::repo_root().join("examples/haproxy.cfg"))
+                .expect("examples/haproxy.cfg");
+        let config = template
+            .replace("127.0.0.1:50050", &format!("127.0.0.1:{port}"))
+            .split("    server ")
+            .next()
+            .expect("the example's backend")
+            .to_string()
+            + &servers;
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let child = std::process::Command::new(&bin)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {bin}: {e}; run `bash scripts/test-deps.sh` and `source .cache/env.sh` (or `bash scripts/test.sh`, which does both)"
+                )
+            });
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "haproxy did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new connection through `lb`, logged in as pudong_police: the count of residents it
+/// sees, by a statement that names `phase` (so the audit tells the phases apart).
+async fn count_through(lb: &Haproxy, phase: &str) -> Result<Vec<String>, tonic::Status> {
+    let mut c = Raw::connect(&lb.addr).await;
+    c.handshake_basic("pudong_police:pudong_police-demo", true)
+        .await?;
+    let sql = format!("SELECT count(*) AS {phase} FROM police.residents");
+    Ok(column_strings(&c.query(&sql).await?, 0))
+}
+
+/// The replicas that ran the statements of `phase`, read from the audit through `lb`.
+async fn audited_by(lb: &Haproxy, phase: &str) -> Vec<String> {
+    let mut auditor = Raw::connect(&lb.addr).await;
+    auditor
+        .handshake_basic("auditor:auditor-demo", true)
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT DISTINCT replica FROM system.audit_log WHERE rpc = 'DoGet(Statement)' \
+         AND statement = 'SELECT count(*) AS {phase} FROM police.residents' ORDER BY replica"
+    );
+    column_strings(&auditor.query(&sql).await.unwrap(), 0)
+}
+
+#[tokio::test]
+async fn replicas_behind_haproxy_serve_every_connection_and_a_killed_one_is_routed_around() {
+    let config = example_config("haproxy-replicas", None);
+    let key = String::from_utf8(KEY.to_vec()).unwrap();
+    let addrs: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", crate::harness::free_port()))
+        .collect();
+    let replica = |i: usize| {
+        let name = format!("r{i}");
+        Server::process_at(
+            &config,
+            &addrs[i],
+            &[
+                (bund_server::REPLICA_ENV, &name),
+                ("BUND_SIGNING_KEY", &key),
+            ],
+        )
+    };
+    let r0 = replica(0);
+    let r1 = replica(1);
+    let lb = Haproxy::start(&[&addrs[0], &addrs[1]]);
+
+    // connections are spread over both replicas, and every one answers alike
+    let expected = count_through(&lb, "spread").await.unwrap();
+    for _ in 0..6 {
+        assert_eq!(count_through(&lb, "spread").await.unwrap(), expected);
+    }
+    assert_eq!(
+        wait_for_audit(&lb, "spread", &["r0", "r1"]).await,
+        ["r0", "r1"]
+    );
+
+    // the BI flow of the ADBC and JDBC drivers through the load balancer
+    let flow = crate::clients::Flow {
+        user: Some("pudong_police"),
+        table: "police.residents",
+        query: "SELECT id_card, name FROM police.residents ORDER BY id_card LIMIT 3",
+        prepared: "SELECT count(*) AS n FROM police.residents WHERE sex = ?",
+        param: "F",
+    };
+    let want = flow.expected(&lb.addr).await;
+    for (driver, out) in flow.run(&lb.addr) {
+        want.check(driver, &out, &["police"]);
+    }
+
+    // r0 dies: every new connection is answered by r1, none fails
+    r0.kill();
+    let mut failed = Vec::new();
+    for _ in 0..10 {
+        match count_through(&lb, "killed").await {
+            Ok(n) => assert_eq!(n, expected),
+            Err(e) => failed.push(e),
+        }
+    }
+    assert!(failed.is_empty(), "after r0 was killed: {failed:?}");
+    assert_eq!(wait_for_audit(&lb, "killed", &["r1"]).await, ["r1"]);
+
+    // r0 comes back on its address and is given connections again
+    let r0 = replica(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert_eq!(count_through(&lb, "back").await.unwrap(), expected);
+        if audited_by(&lb, "back").await.contains(&"r0".to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy sent nothing to the restarted r0"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(lb);
+    r0.stop();
+    r1.stop();
+}
+
+/// Waits (up to 10 s: records are written a moment after the answer) until the audit read
+/// through `lb` names `replicas` for `phase`; what it names then.
+async fn wait_for_audit(lb: &Haproxy, phase: &str, replicas: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = audited_by(lb, phase).await;
+        if seen == replicas || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

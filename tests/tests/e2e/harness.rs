@@ -282,6 +282,13 @@ impl Server {
         }
     }
 
+    /// Kills the server process at once (SIGKILL), as a crash or a lost machine would.
+    pub(crate) fn kill(mut self) {
+        let p = self.child_mut();
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+
     /// The in-process server, to read its reloads (panics for a process).
     pub(crate) fn running(&self) -> &bund_server::Running {
         match &self.backing {
@@ -316,14 +323,19 @@ impl Server {
     }
 
     pub(crate) fn process_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::process_at(config, "127.0.0.1:0", env)
+    }
+
+    /// The real `bund serve` of `config` on `addr` (a replica a load balancer knows).
+    pub(crate) fn process_at(config: &Path, addr: &str, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(bund_bin());
-        Self::serve_args(&mut command, config, env);
+        Self::serve_args(&mut command, config, addr, env);
         Self::spawn(command)
     }
 
-    fn serve_args(command: &mut Command, config: &Path, env: &[(&str, &str)]) {
+    fn serve_args(command: &mut Command, config: &Path, addr: &str, env: &[(&str, &str)]) {
         command
-            .args(["serve", "--flight-addr", "127.0.0.1:0", "--config"])
+            .args(["serve", "--flight-addr", addr, "--config"])
             .arg(config)
             .arg("--data-dir")
             .arg(example_data())
@@ -378,26 +390,11 @@ impl Server {
     }
 
     pub(crate) async fn channel(&self) -> Channel {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match Channel::from_shared(format!("http://{}", self.addr))
-                .expect("uri")
-                .connect()
-                .await
-            {
-                Ok(c) => return c,
-                Err(e) if Instant::now() > deadline => panic!("cannot connect to bund: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        channel_to(&self.addr).await
     }
 
     pub(crate) async fn client(&self) -> Raw {
-        Raw {
-            inner: FlightServiceClient::new(self.channel().await),
-            token: None,
-            api_key: None,
-        }
+        Raw::connect(&self.addr).await
     }
 
     pub(crate) async fn login(&self, user: &str) -> Raw {
@@ -464,6 +461,22 @@ impl Drop for Process {
     }
 }
 
+/// A connection to `addr`, retried for up to 30 s while nothing listens there yet.
+async fn channel_to(addr: &str) -> Channel {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// A Flight client that keeps the gRPC status of every failure.
 pub(crate) struct Raw {
     pub(crate) inner: FlightServiceClient<Channel>,
@@ -473,6 +486,16 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
+    /// A client of a new connection to `addr` (a server, or a load balancer in front of
+    /// some).
+    pub(crate) async fn connect(addr: &str) -> Self {
+        Raw {
+            inner: FlightServiceClient::new(channel_to(addr).await),
+            token: None,
+            api_key: None,
+        }
+    }
+
     pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
         if let Some(k) = &self.api_key {
