@@ -51,6 +51,11 @@ pub(crate) fn valid_replica(name: &str) -> bool {
 }
 /// How long open connections may drain after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Of the grace, how long a stopping server still accepts connections while its health
+/// service says NOT_SERVING, for balancers that poll it to notice.
+const STOPPING_NOTICE: std::time::Duration = std::time::Duration::from_secs(1);
+/// What the health service reports on: the server as a whole ("") and Flight SQL.
+const HEALTH_SERVICES: [&str; 2] = ["", "arrow.flight.protocol.FlightService"];
 /// Largest message a client may send: a statement (`max_statement_kb`, 4 MiB by default)
 /// or one message of bound parameters (`max_parameter_kb`), with room to spare.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -278,7 +283,16 @@ async fn run(
             accepted
         },
     );
+    // The standard gRPC health service (grpc.health.v1.Health), for load balancers and
+    // probes: SERVING while this process takes queries, NOT_SERVING once it is stopping.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in HEALTH_SERVICES {
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     let serving = tonic::transport::Server::builder()
+        .add_service(health_service)
         .add_service(server)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = graceful.wait_for(|s| *s).await;
@@ -287,10 +301,21 @@ async fn run(
         result = serving => result.context("Flight SQL server failed")?,
         () = async {
             shutdown.await;
+            // Say so first, while still answering, so that a balancer that asks sends the
+            // next clients elsewhere; then stop accepting and let open connections finish.
+            for name in HEALTH_SERVICES {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            let notice = grace.min(STOPPING_NOTICE);
             tracing::info!(
-                "shutting down: no new connections; open ones get {} s to finish",
-                grace.as_secs_f64()
+                "shutting down: health says NOT_SERVING; in {} s no new connections, and open ones get {} s more to finish",
+                notice.as_secs_f64(),
+                grace.saturating_sub(notice).as_secs_f64()
             );
+            tokio::time::sleep(notice).await;
+            let grace = grace.saturating_sub(notice);
             let _ = stopping_tx.send(true);
             // Clients that keep their connections open do not hold the process hostage.
             tokio::time::sleep(grace).await;

@@ -374,3 +374,47 @@ async fn wait_for_audit(lb: &Haproxy, phase: &str, replicas: &[&str]) -> Vec<Str
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_stopping_replica_says_not_serving_while_it_still_accepts_connections() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let check = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    let server = Server::process_example();
+    let mut health = HealthClient::new(server.channel().await);
+    for service in ["", "arrow.flight.protocol.FlightService"] {
+        let status = health.check(check(service)).await.unwrap().into_inner();
+        assert_eq!(status.status(), ServingStatus::Serving, "{service:?}");
+    }
+    let unknown = health.check(check("no.such.Service")).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match health.check(check("")).await {
+            Ok(r) if r.get_ref().status() == ServingStatus::NotServing => break,
+            Ok(_) => assert!(Instant::now() < deadline, "still SERVING 1 s after SIGTERM"),
+            Err(e) => panic!("stopped answering before saying NOT_SERVING: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a balancer's new connection is still taken, and told the same
+    let mut fresh = HealthClient::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("a stopping server accepts connections during its notice"),
+    );
+    let status = fresh.check(check("")).await.unwrap().into_inner();
+    assert_eq!(status.status(), ServingStatus::NotServing);
+    drop((health, fresh));
+    assert!(server.stop().success(), "a stopped replica exits cleanly");
+}
