@@ -12,6 +12,7 @@
 mod audit;
 mod error;
 mod executor;
+mod health;
 mod logins;
 mod metadata;
 mod query;
@@ -54,8 +55,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Of the grace, how long a stopping server still accepts connections while its health
 /// service says NOT_SERVING, for balancers that poll it to notice.
 const STOPPING_NOTICE: std::time::Duration = std::time::Duration::from_secs(1);
-/// What the health service reports on: the server as a whole ("") and Flight SQL.
-const HEALTH_SERVICES: [&str; 2] = ["", "arrow.flight.protocol.FlightService"];
+
 /// Largest message a client may send: a statement (`max_statement_kb`, 4 MiB by default)
 /// or one message of bound parameters (`max_parameter_kb`), with room to spare.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -180,16 +180,20 @@ struct Prepared {
     settings: ServerSettings,
     service: service::BundService,
     listener: tokio::net::TcpListener,
+    /// The HTTP listener (`/healthz`), when asked for one.
+    http: Option<tokio::net::TcpListener>,
     /// Where the reloader publishes what it did (`Running::reloads` subscribes).
     reloads: tokio::sync::watch::Sender<Reloads>,
 }
 
-/// Opens the audit log, starts the query and login threads and binds `addr`.
+/// Opens the audit log, starts the query and login threads and binds `addr` (and
+/// `http_addr`, when given).
 async fn prepare(
     opts: LoadOptions,
     settings: ServerSettings,
     engine: Engine,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     signer: tokens::Signer,
 ) -> anyhow::Result<Prepared> {
     let engine = Arc::new(engine);
@@ -240,11 +244,20 @@ async fn prepare(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let http = match http_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (--http-addr)"))?,
+        ),
+        None => None,
+    };
     Ok(Prepared {
         opts,
         settings,
         service,
         listener,
+        http,
         reloads,
     })
 }
@@ -261,6 +274,7 @@ async fn run(
         settings,
         service,
         listener,
+        http,
         reloads,
     } = prepared;
     let audit = service.audit_log();
@@ -285,12 +299,21 @@ async fn run(
     );
     // The standard gRPC health service (grpc.health.v1.Health), for load balancers and
     // probes: SERVING while this process takes queries, NOT_SERVING once it is stopping.
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for name in HEALTH_SERVICES {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    let (health, health_service) = health::Health::serving().await;
+    let http = match http {
+        Some(listener) => {
+            let mut stopped = graceful.clone();
+            let server = axum::serve(listener, health.http()).with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+            Some(tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "the HTTP server failed");
+                }
+            }))
+        }
+        None => None,
+    };
     let serving = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(server)
@@ -303,11 +326,7 @@ async fn run(
             shutdown.await;
             // Say so first, while still answering, so that a balancer that asks sends the
             // next clients elsewhere; then stop accepting and let open connections finish.
-            for name in HEALTH_SERVICES {
-                health
-                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                    .await;
-            }
+            health.stopping().await;
             let notice = grace.min(STOPPING_NOTICE);
             tracing::info!(
                 "shutting down: health says NOT_SERVING; in {} s no new connections, and open ones get {} s more to finish",
@@ -320,6 +339,9 @@ async fn run(
             // Clients that keep their connections open do not hold the process hostage.
             tokio::time::sleep(grace).await;
         } => tracing::warn!("connections still open {} s after the signal; stopping anyway", grace.as_secs_f64()),
+    }
+    if let Some(http) = http {
+        http.abort();
     }
     audit.flush(std::time::Duration::from_secs(2));
     Ok(())
@@ -335,6 +357,7 @@ pub async fn serve(
     data_dir: Option<PathBuf>,
     example_rows: u64,
     replica: Option<String>,
+    http_addr: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let mut opts = load_options(&config, data_dir);
     if let Some(name) = replica {
@@ -345,8 +368,22 @@ pub async fn serve(
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let prepared = prepare(opts, settings, engine, addr, tokens::Signer::from_env()).await?;
+    let prepared = prepare(
+        opts,
+        settings,
+        engine,
+        addr,
+        http_addr,
+        tokens::Signer::from_env(),
+    )
+    .await?;
     let local = prepared.listener.local_addr()?;
+    if let Some(http) = &prepared.http {
+        println!(
+            "bund: serving HTTP (/healthz) on http://{}",
+            http.local_addr()?
+        );
+    }
     println!("bund: serving Flight SQL on grpc://{local}");
     std::io::stdout().flush()?;
     run(prepared, shutdown_signal(), SHUTDOWN_GRACE).await?;
@@ -368,6 +405,8 @@ pub struct Start {
     pub signing_key: Option<Vec<u8>>,
     /// How long open connections may drain once told to stop (as after SIGTERM).
     pub grace: std::time::Duration,
+    /// Where to serve HTTP (`/healthz`); `None`: nowhere.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl Start {
@@ -379,6 +418,7 @@ impl Start {
             clock: Arc::new(SystemClock),
             signing_key: None,
             grace: SHUTDOWN_GRACE,
+            http_addr: None,
         }
     }
 }
@@ -470,6 +510,7 @@ pub fn start(start: Start) -> anyhow::Result<Running> {
                     clock,
                     signing_key,
                     grace,
+                    http_addr,
                 } = start;
                 let prepared = async {
                     let (settings, engine) = load_configuration(&options).await?;
@@ -478,7 +519,8 @@ pub fn start(start: Start) -> anyhow::Result<Running> {
                         None => tokens::Signer::from_env(),
                     }
                     .with_clock(clock);
-                    let prepared = prepare(options, settings, engine, addr, signer).await?;
+                    let prepared =
+                        prepare(options, settings, engine, addr, http_addr, signer).await?;
                     anyhow::Ok(prepared)
                 }
                 .await;

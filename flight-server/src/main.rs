@@ -41,6 +41,10 @@ enum Command {
         /// directory: each writes its own audit files there [default: $BUND_REPLICA].
         #[arg(long)]
         replica: Option<String>,
+        /// Also serve HTTP here: `GET /healthz` for load balancers (200, or 503 once the
+        /// process is stopping) [default: none].
+        #[arg(long)]
+        http_addr: Option<SocketAddr>,
     },
     /// Validate a configuration directory without serving; exits 1 listing every error.
     Check {
@@ -129,6 +133,7 @@ fn main() -> anyhow::Result<ExitCode> {
             data_dir,
             example_rows,
             replica,
+            http_addr,
         } => {
             init_logging();
             let rt = tokio::runtime::Runtime::new()?;
@@ -138,6 +143,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 data_dir,
                 example_rows,
                 replica,
+                http_addr,
             ));
             // Whatever still runs (a password check, a query's last task) does not hold the
             // process past its grace period.

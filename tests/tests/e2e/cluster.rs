@@ -210,14 +210,15 @@ struct Haproxy {
 }
 
 impl Haproxy {
-    fn start(replicas: &[&str]) -> Self {
+    /// In front of `replicas`: (Flight SQL address, HTTP port of its `/healthz`).
+    fn start(replicas: &[(&str, u16)]) -> Self {
         let bin = std::env::var("BUND_TEST_HAPROXY").unwrap_or_else(|_| "haproxy".into());
         let port = crate::harness::free_port();
         let dir = crate::harness::scratch_dir("haproxy");
         let servers: String = replicas
             .iter()
             .enumerate()
-            .map(|(i, addr)| format!("    server r{i} {addr} check\n"))
+            .map(|(i, (addr, http))| format!("    server r{i} {addr} check port {http}\n"))
             .collect();
         let template =
             std::fs::read_to_string(crate::harness::repo_root().join("examples/haproxy.cfg"))
@@ -287,26 +288,29 @@ async fn audited_by(lb: &Haproxy, phase: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn replicas_behind_haproxy_serve_every_connection_and_a_killed_one_is_routed_around() {
+async fn replicas_behind_haproxy_serve_every_connection_and_a_killed_or_stopping_one_is_routed_around()
+ {
     let config = example_config("haproxy-replicas", None);
     let key = String::from_utf8(KEY.to_vec()).unwrap();
     let addrs: Vec<String> = (0..2)
         .map(|_| format!("127.0.0.1:{}", crate::harness::free_port()))
         .collect();
+    let http: Vec<u16> = (0..2).map(|_| crate::harness::free_port()).collect();
     let replica = |i: usize| {
         let name = format!("r{i}");
-        Server::process_at(
+        Server::process_args(
             &config,
             &addrs[i],
             &[
                 (bund_server::REPLICA_ENV, &name),
                 ("BUND_SIGNING_KEY", &key),
             ],
+            &["--http-addr", &format!("127.0.0.1:{}", http[i])],
         )
     };
     let r0 = replica(0);
     let r1 = replica(1);
-    let lb = Haproxy::start(&[&addrs[0], &addrs[1]]);
+    let lb = Haproxy::start(&[(&addrs[0], http[0]), (&addrs[1], http[1])]);
 
     // connections are spread over both replicas, and every one answers alike
     let expected = count_through(&lb, "spread").await.unwrap();
@@ -357,9 +361,64 @@ async fn replicas_behind_haproxy_serve_every_connection_and_a_killed_one_is_rout
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // r1 is told to stop (SIGTERM): /healthz says 503 while it still takes connections, so
+    // HAProxy stops sending it any before it closes its port; no new connection fails
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &r1.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut failed = Vec::new();
+    while Instant::now() < until {
+        if let Err(e) = count_through(&lb, "drained").await {
+            failed.push(e);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failed.is_empty(), "while r1 was stopping: {failed:?}");
+    assert!(r1.stop().success());
     drop(lb);
     r0.stop();
-    r1.stop();
+}
+
+/// `curl` of a replica's `/healthz`: the body and the status code.
+fn curl(url: &str) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "%{http_code}", url])
+        .output()
+        .expect("curl (Debian's curl package)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.split_at(text.len().saturating_sub(3));
+    (body.trim().to_string(), code.to_string())
+}
+
+#[tokio::test]
+async fn healthz_answers_curl_and_says_503_from_the_moment_a_replica_is_told_to_stop() {
+    let config = example_config("healthz", None);
+    let http = format!("127.0.0.1:{}", crate::harness::free_port());
+    let server = Server::process_args(&config, "127.0.0.1:0", &[], &["--http-addr", &http]);
+    let healthz = format!("http://{http}/healthz");
+    assert_eq!(curl(&healthz), ("SERVING".into(), "200".into()));
+    assert_eq!(curl(&format!("http://{http}/")).1, "404");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let (body, code) = curl(&healthz);
+        if code == "503" {
+            assert_eq!(body, "NOT_SERVING");
+            break;
+        }
+        assert_eq!(code, "200", "{body}");
+        assert!(Instant::now() < deadline, "still 200 1 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.stop().success());
 }
 
 /// Waits (up to 10 s: records are written a moment after the answer) until the audit read

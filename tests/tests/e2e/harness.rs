@@ -328,8 +328,19 @@ impl Server {
 
     /// The real `bund serve` of `config` on `addr` (a replica a load balancer knows).
     pub(crate) fn process_at(config: &Path, addr: &str, env: &[(&str, &str)]) -> Self {
+        Self::process_args(config, addr, env, &[])
+    }
+
+    /// [`Server::process_at`] with more arguments of `bund serve`.
+    pub(crate) fn process_args(
+        config: &Path,
+        addr: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let mut command = Command::new(bund_bin());
         Self::serve_args(&mut command, config, addr, env);
+        command.args(args);
         Self::spawn(command)
     }
 
