@@ -25,10 +25,7 @@ SECS="${CLUSTER_SECS:-60}"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-data="$BUND_CACHE/bench-$ROWS"
-if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
-    "$BUND" example-data --rows "$ROWS" --out "$data"
-fi
+data=$(bench_data "$BUND" "$ROWS")
 config="$BUND_CACHE/bench-cluster"
 rm -rf "$config"
 bench_config "$config"

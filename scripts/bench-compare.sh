@@ -23,10 +23,7 @@ ROUNDS="${4:-5}"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-data="$BUND_CACHE/bench-$ROWS"
-if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
-    "$BUND_B" example-data --rows "$ROWS" --out "$data"
-fi
+data=$(bench_data "$BUND_B" "$ROWS")
 pids=()
 trap 'kill "${pids[@]}" "${BENCH_PID:-}" 2>/dev/null || true' EXIT
 addrs=()

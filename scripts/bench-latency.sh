@@ -33,10 +33,7 @@ source scripts/bench-lib.sh
 "$PY" -c 'import duckdb, datafusion' 2>/dev/null ||
     "$PY" -m pip install --quiet "duckdb==2.0.1" "datafusion==55.0.0"
 
-data="$BUND_CACHE/bench-$ROWS"
-if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
-    "$BUND" example-data --rows "$ROWS" --out "$data"
-fi
+data=$(bench_data "$BUND" "$ROWS")
 # The residents again as a plain file: no bloom filters, no page index, the same row groups
 # (pyarrow's defaults), served as plain.residents, for the lookup without those aids;
 # written again when the data set is.

@@ -11,6 +11,16 @@ CLIENT="${BUND_BI_CLIENT:-../shared/clients/bi_client.py}"
 # by another version is written again.
 BENCH_GENERATOR_VERSION=5
 
+# bench_data BUND ROWS: the example data of ROWS residents, in $BUND_CACHE/bench-ROWS,
+# written by BUND unless it is there at this generator version; prints its directory.
+bench_data() {
+    local data="$BUND_CACHE/bench-$2"
+    if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
+        "$1" example-data --rows "$2" --out "$data" >&2
+    fi
+    echo "$data"
+}
+
 # bench_wait_addr LOG_OUT: the address `bund serve` printed to LOG_OUT, within 60 s.
 bench_wait_addr() {
     local addr=""

@@ -62,8 +62,7 @@ config="$BUND_CACHE/bench-mariadb-config"
 bench_config "$config"
 bench_db_bureau "$config" mysql mysrc people
 bench_police_policy "$config" mysrc
-data="$BUND_CACHE/bench-1000000"
-grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
+data=$(bench_data "$BUND" 1000000)
 bench_start "$BUND" "$config" "$data" BUND_BENCH_DB_URL="mysql://bund:$PASSWORD@127.0.0.1:$port/bund"
 pid=$BENCH_PID
 addr=$BENCH_ADDR

@@ -16,10 +16,7 @@ ROWS="${1:-10000000}"
 
 cargo build --release -p bund-server --bin bund
 BUND="${CARGO_TARGET_DIR:-target}/release/bund"
-data="$BUND_CACHE/bench-$ROWS"
-if ! grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json"; then
-    "$BUND" example-data --rows "$ROWS" --out "$data"
-fi
+data=$(bench_data "$BUND" "$ROWS")
 trap 'kill "${BENCH_PID:-}" 2>/dev/null || true' EXIT
 bench_serve "$BUND" "$BUND_CACHE/bench-policy-config" "$data"
 pid=$BENCH_PID

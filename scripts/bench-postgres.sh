@@ -51,8 +51,7 @@ psql_ -c "CREATE TABLE people AS SELECT i::int8 AS id, lpad(i::text, 18, '0') AS
 bench_config "$config"
 bench_db_bureau "$config" postgres pgsrc public.people
 bench_police_policy "$config" pgsrc
-data="$BUND_CACHE/bench-1000000"
-grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
+data=$(bench_data "$BUND" 1000000)
 bench_start "$BUND" "$config" "$data" BUND_BENCH_DB_URL="postgres://bund:$PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
 pid=$BENCH_PID
 addr=$BENCH_ADDR

@@ -59,8 +59,7 @@ source = { kind = "database", database = "bench_sqlite", table = "people" }
 EOT
 printf '\n[[grant]]\nroles = ["admin"]\nschemas = ["sqsrc"]\n' >>"$config/security.toml"
 bench_police_policy "$config" sqsrc
-data="$BUND_CACHE/bench-1000000"
-grep -qs "\"generator_version\": $BENCH_GENERATOR_VERSION" "$data/MANIFEST.json" || "$BUND" example-data --rows 1000000 --out "$data"
+data=$(bench_data "$BUND" 1000000)
 trap 'kill ${BENCH_PID:-0} 2>/dev/null || true' EXIT
 bench_start "$BUND" "$config" "$data"
 runs="$BUND_CACHE/bench-sqlite-runs.txt"

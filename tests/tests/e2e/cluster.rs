@@ -364,11 +364,7 @@ async fn replicas_behind_haproxy_serve_every_connection_and_a_killed_or_stopping
 
     // r1 is told to stop (SIGTERM): /healthz says 503 while it still takes connections, so
     // HAProxy stops sending it any before it closes its port; no new connection fails
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &r1.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    r1.signal_stop();
     let until = Instant::now() + Duration::from_secs(3);
     let mut failed = Vec::new();
     while Instant::now() < until {
@@ -402,11 +398,7 @@ async fn healthz_answers_curl_and_says_503_from_the_moment_a_replica_is_told_to_
     let healthz = format!("http://{http}/healthz");
     assert_eq!(curl(&healthz), ("SERVING".into(), "200".into()));
     assert_eq!(curl(&format!("http://{http}/")).1, "404");
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    server.signal_stop();
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         let (body, code) = curl(&healthz);
@@ -450,11 +442,7 @@ async fn a_stopping_replica_says_not_serving_while_it_still_accepts_connections(
     let unknown = health.check(check("no.such.Service")).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    server.signal_stop();
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         match health.check(check("")).await {

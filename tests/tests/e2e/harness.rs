@@ -282,6 +282,16 @@ impl Server {
         }
     }
 
+    /// Tells the server process to stop (SIGTERM), as an operator or an orchestrator
+    /// would, without waiting for it.
+    pub(crate) fn signal_stop(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM {}", self.pid());
+    }
+
     /// Kills the server process at once (SIGKILL), as a crash or a lost machine would.
     pub(crate) fn kill(mut self) {
         let p = self.child_mut();
