@@ -5,7 +5,8 @@
 #   - a Python venv at $BUND_CACHE/venv with the ADBC Flight SQL driver and pyarrow (pinned);
 #   - the Flight SQL JDBC driver (a self-contained uber-jar) in $BUND_CACHE/jdbc, via Maven;
 #   - PostgreSQL and MariaDB server binaries (Debian packages), for the database sources;
-#   - HAProxy (Debian package), the load balancer in front of replicas in the cluster tests.
+#   - HAProxy (Debian package), the load balancer in front of replicas in the cluster tests,
+#     and curl (the HTTP client of its health checks' tests).
 # Writes $BUND_CACHE/env.sh exporting BUND_TEST_PYTHON and BUND_TEST_JDBC_JAR and prints the
 # same export lines. BUND_CACHE defaults to <repo>/.cache.
 #
@@ -212,6 +213,8 @@ if ! command -v haproxy >/dev/null 2>&1; then
     fi
 fi
 HAPROXY="$(command -v haproxy)"
+# curl, the HTTP client of the /healthz tests
+command -v curl >/dev/null 2>&1 || apt_install curl
 [ -n "$HAPROXY" ] || { log "haproxy not found after installing it"; exit 1; }
 log "HAProxy ok: $HAPROXY"
 

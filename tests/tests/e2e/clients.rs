@@ -363,12 +363,10 @@ pub(crate) struct Expected {
 impl Flow<'_> {
     /// What the Rust client sees, through a new connection to `addr`.
     pub(crate) async fn expected(&self, addr: &str) -> Expected {
-        let mut c = Raw::connect(addr).await;
-        if let Some(user) = self.user {
-            c.handshake_basic(&format!("{user}:{user}-demo"), true)
-                .await
-                .expect("login");
-        }
+        let mut c = match self.user {
+            Some(user) => Raw::login(addr, user).await.expect("login"),
+            None => Raw::connect(addr).await,
+        };
         let (schema, table) = self.table.split_once('.').expect("schema.table");
         let columns = c
             .query(&format!("SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = '{table}' ORDER BY ordinal_position"))

@@ -266,20 +266,14 @@ impl Drop for Haproxy {
 /// A new connection through `lb`, logged in as pudong_police: the count of residents it
 /// sees, by a statement that names `phase` (so the audit tells the phases apart).
 async fn count_through(lb: &Haproxy, phase: &str) -> Result<Vec<String>, tonic::Status> {
-    let mut c = Raw::connect(&lb.addr).await;
-    c.handshake_basic("pudong_police:pudong_police-demo", true)
-        .await?;
+    let mut c = Raw::login(&lb.addr, "pudong_police").await?;
     let sql = format!("SELECT count(*) AS {phase} FROM police.residents");
     Ok(column_strings(&c.query(&sql).await?, 0))
 }
 
 /// The replicas that ran the statements of `phase`, read from the audit through `lb`.
 async fn audited_by(lb: &Haproxy, phase: &str) -> Vec<String> {
-    let mut auditor = Raw::connect(&lb.addr).await;
-    auditor
-        .handshake_basic("auditor:auditor-demo", true)
-        .await
-        .unwrap();
+    let mut auditor = Raw::login(&lb.addr, "auditor").await.unwrap();
     let sql = format!(
         "SELECT DISTINCT replica FROM system.audit_log WHERE rpc = 'DoGet(Statement)' \
          AND statement = 'SELECT count(*) AS {phase} FROM police.residents' ORDER BY replica"

@@ -254,11 +254,7 @@ impl Server {
     pub(crate) fn start_replica(config: &Path, name: &str, key: &[u8]) -> anyhow::Result<Self> {
         let mut start = Self::options(config, &[(bund_server::REPLICA_ENV, name)]);
         start.signing_key = Some(key.to_vec());
-        let running = bund_server::start(start)?;
-        Ok(Self {
-            addr: running.addr().to_string(),
-            backing: Backing::InProcess(running),
-        })
+        Self::try_in_process(start)
     }
 
     fn options(config: &Path, env: &[(&str, &str)]) -> bund_server::Start {
@@ -274,12 +270,16 @@ impl Server {
 
     fn in_process(start: bund_server::Start) -> Self {
         let config = start.options.config_dir.display().to_string();
-        let running = bund_server::start(start)
-            .unwrap_or_else(|e| panic!("cannot serve {config} in-process: {e:#}"));
-        Self {
+        Self::try_in_process(start)
+            .unwrap_or_else(|e| panic!("cannot serve {config} in-process: {e:#}"))
+    }
+
+    fn try_in_process(start: bund_server::Start) -> anyhow::Result<Self> {
+        let running = bund_server::start(start)?;
+        Ok(Self {
             addr: running.addr().to_string(),
             backing: Backing::InProcess(running),
-        }
+        })
     }
 
     /// Tells the server process to stop (SIGTERM), as an operator or an orchestrator
@@ -419,11 +419,7 @@ impl Server {
     }
 
     pub(crate) async fn login(&self, user: &str) -> Raw {
-        let mut c = self.client().await;
-        c.handshake_basic(&format!("{user}:{user}-demo"), true)
-            .await
-            .expect("login");
-        c
+        Raw::login(&self.addr, user).await.expect("login")
     }
 
     /// Writes `text` to `path`, a file of the in-process server's configuration, and waits
@@ -515,6 +511,15 @@ impl Raw {
             token: None,
             api_key: None,
         }
+    }
+
+    /// A new connection to `addr`, logged in as the example principal `user` (password
+    /// `<user>-demo`).
+    pub(crate) async fn login(addr: &str, user: &str) -> Result<Self, Status> {
+        let mut c = Self::connect(addr).await;
+        c.handshake_basic(&format!("{user}:{user}-demo"), true)
+            .await?;
+        Ok(c)
     }
 
     pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
