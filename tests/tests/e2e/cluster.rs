@@ -392,6 +392,35 @@ async fn healthz_answers_curl_and_says_503_from_the_moment_a_replica_is_told_to_
     let healthz = format!("http://{http}/healthz");
     assert_eq!(curl(&healthz), ("SERVING".into(), "200".into()));
     assert_eq!(curl(&format!("http://{http}/")).1, "404");
+    // what anyone who reaches the port may send: bytes that are not HTTP, a header of a
+    // megabyte; the answers stay the same and the process lives
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::net::TcpStream::connect(&http).unwrap();
+        raw.write_all(&[0xff; 65_536]).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = raw.read(&mut [0; 1024]);
+    }
+    let headers = crate::harness::scratch_dir("healthz-junk").join("headers");
+    std::fs::write(&headers, format!("X-Junk: {}\n", "a".repeat(1 << 20))).unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "10",
+            "-H",
+        ])
+        .arg(format!("@{}", headers.display()))
+        .arg(&healthz)
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(code == "431" || code == "000", "a 1 MiB header: {code}");
+    assert_eq!(curl(&healthz), ("SERVING".into(), "200".into()));
     server.signal_stop();
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
